@@ -1,0 +1,5 @@
+export { pipeline } from './pipeline.js'
+export { named, after, stageName } from './stage.js'
+export { PipelineError, abortError, isAbortError } from './errors.js'
+export { quietLogger } from './context.js'
+export type * from './types.js'
