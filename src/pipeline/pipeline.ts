@@ -94,13 +94,13 @@ export async function pipeline(...args: unknown[]): Promise<PipelineResult<unkno
       stream = instrumentOutput(t(instrumentInput(stream, s), makeContext(run, s)), s, run, closeTimeoutMs)
     })
     const sinkStats = stats[transforms.length + 1]!
-    let result: unknown = await timed(sinkStats, run, () => sink(instrumentInput(stream, sinkStats), makeContext(run, sinkStats)))
+    let result: unknown = await timed(sinkStats, run, closeTimeoutMs, () => sink(instrumentInput(stream, sinkStats), makeContext(run, sinkStats)))
     for (let i = 0; i < thens.length; i++) {
       const s = stats[transforms.length + 2 + i]!
       const then = thens[i]!
       const input = result
       s.in = 1
-      result = await timed(s, run, () => then(input, makeContext(run, s)))
+      result = await timed(s, run, closeTimeoutMs, () => then(input, makeContext(run, s)))
       s.out = 1
     }
     if (controller.signal.aborted) throw abortError(controller.signal)
@@ -188,14 +188,17 @@ function mark(s: Stats): number {
 }
 
 /** Run a sink (or an after-step), timing it and naming its error. */
-async function timed<T>(s: Stats, run: RunShared, fn: () => Promise<T>): Promise<T> {
+async function timed<T>(s: Stats, run: RunShared, closeTimeoutMs: number, fn: () => Promise<T>): Promise<T> {
   run.emit({ type: 'stage-start', stage: s.name })
   const start = mark(s)
+  const work = Promise.resolve().then(fn)
   try {
-    const out = await raceAbort(Promise.resolve().then(fn), run.signal)
+    const out = await raceAbort(work, run.signal)
     run.emit({ type: 'stage-end', stage: s.name, ok: true })
     return out
   } catch (err) {
+    // On abort, let the stage see it and run its cleanup (and so close everything upstream) before we reject.
+    if (run.signal.aborted) await Promise.race([work.catch(() => {}), delay(closeTimeoutMs)])
     run.emit({ type: 'stage-end', stage: s.name, ok: false })
     if (isAbortError(err) && run.signal.aborted) throw err
     throw err instanceof PipelineError ? err : new PipelineError(s.name, err)
