@@ -54,7 +54,13 @@ export type RawImage = string | { bytes?: Uint8Array | null; path?: string | nul
 /** Zod schema of one sharegpt ranking row under a given mapping. Unknown extra columns are allowed. */
 export function sharegptRowSchema(columns: SharegptColumns, tags: SharegptTags) {
   const turn = z.object({ [tags.role_tag]: z.string(), [tags.content_tag]: z.string() })
-  const response = z.union([turn, z.string()])
+  // A string response is a shape LLaMA-Factory reads (and then drops), so the mapper says so precisely;
+  // anything else must be a turn. (A zod union here would hide which key is wrong.)
+  const response = z.unknown().superRefine((v, ctx) => {
+    if (typeof v === 'string') return
+    const r = turn.safeParse(v)
+    if (!r.success) for (const issue of r.error.issues) ctx.addIssue({ ...issue, path: issue.path } as never)
+  })
   const image = z.union([
     z.string(),
     z.object({ bytes: z.instanceof(Uint8Array).nullish(), path: z.string().nullish() }),
