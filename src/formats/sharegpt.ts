@@ -75,6 +75,9 @@ export function sharegptRowSchema(columns: SharegptColumns, tags: SharegptTags) 
   return z.looseObject(shape)
 }
 
+// Building the schema costs far more than using it: keep one per mapping object.
+const schemaCache = new WeakMap<object, ReturnType<typeof sharegptRowSchema>>()
+
 export type MapResult = { ok: true; sample: PreferenceSample } | { ok: false; reject: Reject }
 
 /**
@@ -93,7 +96,9 @@ export function sharegptToSample(
   resolvePath: (p: string) => string = (p) => p,
 ): MapResult {
   const { columns, tags } = mapping
-  const parsed = sharegptRowSchema(columns, tags).safeParse(row)
+  let schema = schemaCache.get(mapping)
+  if (!schema) schemaCache.set(mapping, (schema = sharegptRowSchema(columns, tags)))
+  const parsed = schema.safeParse(row)
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!
     const where = issue.path.map(String).join('.')

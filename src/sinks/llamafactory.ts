@@ -64,7 +64,7 @@ export interface LlamaFactoryDataset {
 /** Counts of a run of {@link llamaFactory}. */
 export interface LlamaFactoryCounts {
   /** Samples that reached the sink. */
-  rowsIn: number
+  samplesIn: number
   /** Rows written (train + eval). */
   kept: number
   train: number
@@ -248,7 +248,7 @@ async function runSink(input: AsyncIterable<PreferenceSample>, ctx: StageContext
   const madeDirs = new Set<string>()
   const writers: { train?: LineWriter; eval?: LineWriter; rejects?: LineWriter } = {}
   const window: Slot[] = []
-  const counts = { rowsIn: 0, train: 0, eval: 0, imageRefs: 0, imagesWritten: 0, imagesExisting: 0 }
+  const counts = { samplesIn: 0, train: 0, eval: 0, imageRefs: 0, imagesWritten: 0, imagesExisting: 0 }
   const byReason: Record<string, number> = {}
   let rejected = 0
   let ok = false
@@ -357,12 +357,12 @@ async function runSink(input: AsyncIterable<PreferenceSample>, ctx: StageContext
       counts.imageRefs += o.imageRefs
       ctx.stats.count(o.split === 'train' ? 'rowsTrain' : 'rowsEval')
     }
-    ctx.progress({ done: counts.rowsIn - window.length, bytes: (writers.train?.size ?? 0) + (writers.eval?.size ?? 0) })
+    ctx.progress({ done: counts.samplesIn - window.length, bytes: (writers.train?.size ?? 0) + (writers.eval?.size ?? 0) })
   }
 
   try {
     for await (const sample of input) {
-      counts.rowsIn++
+      counts.samplesIn++
       const slot: Slot = { upstream: ctx.rejects.drain(), outcome: prepare(sample) }
       slot.outcome.catch(() => {})
       window.push(slot)
@@ -422,7 +422,7 @@ async function runSink(input: AsyncIterable<PreferenceSample>, ctx: StageContext
       options: s.options,
       datasets,
       counts: {
-        rowsIn: counts.rowsIn,
+        samplesIn: counts.samplesIn,
         kept,
         train: counts.train,
         eval: counts.eval,

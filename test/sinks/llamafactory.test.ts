@@ -182,7 +182,7 @@ describe('llamaFactory sink', () => {
     expect(manifest.inputs).toEqual([{ file: 'x.parquet', sha256: 'ab' }])
     expect(manifest.options).toEqual({ preset: 'test' })
     expect(manifest.datasets).toEqual({ demo_train: { file_name: 'demo_train.jsonl', split: 'train', rows: 6 } })
-    expect(manifest.counts).toMatchObject({ rowsIn: 6, kept: 6, train: 6, eval: 0, rejected: 0, rejectedByReason: {}, distinctImages: 4, imageRefs: 6 })
+    expect(manifest.counts).toMatchObject({ samplesIn: 6, kept: 6, train: 6, eval: 0, rejected: 0, rejectedByReason: {}, distinctImages: 4, imageRefs: 6 })
     const mf = manifest.files as Record<string, { sha256: string; size: number; count?: number }>
     expect(Object.keys(mf)).toEqual(['demo_train.jsonl', 'rejects.jsonl', 'dataset_info.json', 'images'])
     for (const f of ['demo_train.jsonl', 'rejects.jsonl', 'dataset_info.json']) {
@@ -252,7 +252,7 @@ describe('llamaFactory sink', () => {
       ['mem#5', 'llamafactory', 'image_missing'],
     ])
     expect(rejects[0]!.detail).toMatchObject({ index: 0 })
-    expect(result.counts).toMatchObject({ rowsIn: 6, kept: 2, rejected: 4, rejectedByReason: { image_format_unknown: 2, image_missing: 1, image_unreadable: 1 }, distinctImages: 1 })
+    expect(result.counts).toMatchObject({ samplesIn: 6, kept: 2, rejected: 4, rejectedByReason: { image_format_unknown: 2, image_missing: 1, image_unreadable: 1 }, distinctImages: 1 })
   })
 
   it('writes the rejects of earlier stages and its own to rejects.jsonl in the order they happened', async () => {
