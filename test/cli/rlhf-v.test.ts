@@ -1,0 +1,105 @@
+import { mkdtemp, readFile, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { ROOT, SAMPLE, prefpipe, treeDigest, type Run } from '../helpers.js'
+
+/** What each broken row of the sample breaks (fixtures/rlhf-v-sample.expected.json) -> our reason code. */
+const REASON_OF: Record<string, string> = {
+  'empty rejected': 'response_empty',
+  'chosen identical to rejected': 'responses_identical',
+  'even turn count': 'prompt_count_even',
+  '<image> in chosen': 'placeholder_in_response',
+  'image count mismatch': 'image_count_mismatch',
+  'chosen role not assistant': 'response_role',
+  'empty image bytes': 'image_empty',
+  'raw qwen special token': 'special_token',
+  'wrong role order': 'role_order',
+}
+
+interface Expected {
+  row: number
+  valid: boolean
+  breaks: string | null
+  image_sha256: string[]
+}
+
+describe('npx prefpipe rlhf-v on the bundled sample', () => {
+  let dir: string
+  let first: Run
+  let expected: Expected[]
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'prefpipe-cli-'))
+    expected = JSON.parse(await readFile(join(ROOT, 'fixtures', 'rlhf-v-sample.expected.json'), 'utf8')) as Expected[]
+    first = await prefpipe(['rlhf-v', '--input', SAMPLE, '--out', join(dir, 'a')])
+  })
+  afterAll(() => rm(dir, { recursive: true, force: true }))
+
+  it('exits 0 and prints the summary', () => {
+    expect(first.stderr).toBe('')
+    expect(first.code).toBe(0)
+    const valid = expected.filter((e) => e.valid).length
+    expect(first.stdout).toMatch(new RegExp(`rows in\\s+${expected.length}\\n`))
+    expect(first.stdout).toMatch(new RegExp(`kept\\s+${valid}\\n`))
+    expect(first.stdout).toMatch(new RegExp(`rejected\\s+${expected.length - valid}\\n`))
+    for (const reason of Object.values(REASON_OF)) expect(first.stdout).toMatch(new RegExp(`${reason}\\s+1\\n`))
+    expect(first.stdout).toMatch(/images written\s+\d+ new of \d+ distinct/)
+  })
+
+  it('rejects exactly the broken rows, each with the rule it breaks', async () => {
+    const rejects = (await readFile(join(dir, 'a', 'rejects.jsonl'), 'utf8'))
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { id: string; stage: string; reason: string; message: string })
+    const want = expected.filter((e) => !e.valid).map((e) => ({ id: `rlhf-v-sample.parquet#${e.row}`, reason: REASON_OF[e.breaks!] }))
+    expect(rejects.map((r) => ({ id: r.id, reason: r.reason }))).toEqual(want)
+    for (const r of rejects) {
+      expect(r.stage).toBe('validate')
+      expect(r.message.length).toBeGreaterThan(20)
+    }
+  })
+
+  it('writes every valid row, in order, with one stored file per distinct image', async () => {
+    const rows = (await readFile(join(dir, 'a', 'rlhf_v_train.jsonl'), 'utf8'))
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { conversations: unknown[]; images: string[] })
+    const valid = expected.filter((e) => e.valid)
+    expect(rows).toHaveLength(valid.length)
+    // The sample's images are stored unchanged for now, so the file name is the source bytes' hash.
+    rows.forEach((r, i) => {
+      expect(r.images).toEqual(valid[i]!.image_sha256.map((h) => expect.stringMatching(new RegExp(`^images/${h.slice(0, 2)}/${h}\\.(jpg|png)$`))))
+    })
+    const digests = await treeDigest(join(dir, 'a'))
+    const stored = Object.keys(digests).filter((p) => p.startsWith('images/'))
+    expect(stored.length).toBe(new Set(valid.flatMap((e) => e.image_sha256)).size)
+    const info = JSON.parse(await readFile(join(dir, 'a', 'dataset_info.json'), 'utf8')) as Record<string, { ranking: unknown; file_name: string }>
+    expect(info.rlhf_v_train).toMatchObject({ file_name: 'rlhf_v_train.jsonl', ranking: true, formatting: 'sharegpt' })
+  })
+
+  it('gives byte-identical output when run again, in place or elsewhere', async () => {
+    const a = await treeDigest(join(dir, 'a'))
+    const again = await prefpipe(['rlhf-v', '--input', SAMPLE, '--out', join(dir, 'a')])
+    expect(again.code).toBe(0)
+    expect(await treeDigest(join(dir, 'a'))).toEqual(a)
+    const other = await prefpipe(['rlhf-v', '--input', SAMPLE, '--out', join(dir, 'b')])
+    expect(other.code).toBe(0)
+    expect(await treeDigest(join(dir, 'b'))).toEqual(a)
+  })
+
+  it('fails clearly on a missing file, a file that is not parquet, and a schema without the columns', async () => {
+    const missing = await prefpipe(['rlhf-v', '--input', join(dir, 'nope.parquet'), '--out', join(dir, 'x')])
+    expect(missing.code).toBe(1)
+    expect(missing.stderr).toMatch(/nope\.parquet/)
+    const notParquet = await prefpipe(['rlhf-v', '--input', join(ROOT, 'test/fixtures/parquet/not-parquet.parquet'), '--out', join(dir, 'x')])
+    expect(notParquet.code).toBe(1)
+    expect(notParquet.stderr).toMatch(/not-parquet\.parquet.*not a parquet file/i)
+    const wrong = await prefpipe(['rlhf-v', '--input', join(ROOT, 'test/fixtures/parquet/wrong-schema.parquet'), '--out', join(dir, 'x')])
+    expect(wrong.code).toBe(1)
+    expect(wrong.stderr).toMatch(/wrong-schema\.parquet/)
+    expect(wrong.stderr).toMatch(/conversations/)
+    const usage = await prefpipe(['rlhf-v', '--out', join(dir, 'x')])
+    expect(usage.code).toBe(1)
+    expect(usage.stderr).toMatch(/--input/)
+  })
+})

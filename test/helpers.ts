@@ -1,0 +1,45 @@
+import { execFile } from 'node:child_process'
+import { createHash } from 'node:crypto'
+import { readdir, readFile } from 'node:fs/promises'
+import { join, relative } from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+export const ROOT = fileURLToPath(new URL('..', import.meta.url))
+export const CLI = join(ROOT, 'dist', 'cli', 'main.js')
+export const SAMPLE = join(ROOT, 'fixtures', 'rlhf-v-sample.parquet')
+export const VENV_PYTHON = join(ROOT, '.venv', 'bin', 'python')
+
+export interface Run {
+  code: number
+  stdout: string
+  stderr: string
+}
+
+/** Run a command to completion without a shell. */
+export function run(cmd: string, args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): Promise<Run> {
+  return new Promise((resolve) => {
+    execFile(cmd, args, { cwd: opts.cwd ?? ROOT, env: opts.env ?? process.env, maxBuffer: 64 << 20 }, (err, stdout, stderr) => {
+      const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0
+      resolve({ code, stdout, stderr })
+    })
+  })
+}
+
+/** Run the built CLI (`npm test` builds it first). */
+export function prefpipe(args: string[], opts: { cwd?: string } = {}): Promise<Run> {
+  return run(process.execPath, [CLI, ...args], opts)
+}
+
+/** sha256 of every file under `dir`, by relative path, sorted: two equal maps mean byte-identical trees. */
+export async function treeDigest(dir: string): Promise<Record<string, string>> {
+  const out: Record<string, string> = {}
+  const walk = async (d: string): Promise<void> => {
+    for (const e of await readdir(d, { withFileTypes: true })) {
+      const p = join(d, e.name)
+      if (e.isDirectory()) await walk(p)
+      else out[relative(dir, p)] = createHash('sha256').update(await readFile(p)).digest('hex')
+    }
+  }
+  await walk(dir)
+  return Object.fromEntries(Object.entries(out).sort(([a], [b]) => a.localeCompare(b)))
+}
