@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process'
+import { readdirSync, readlinkSync, realpathSync } from 'node:fs'
 import { createHash } from 'node:crypto'
 import { readdir, readFile } from 'node:fs/promises'
 import { join, relative } from 'node:path'
@@ -42,4 +43,18 @@ export async function treeDigest(dir: string): Promise<Record<string, string>> {
   }
   await walk(dir)
   return Object.fromEntries(Object.entries(out).sort(([a], [b]) => a.localeCompare(b)))
+}
+
+/** How many of this process's file descriptors are open on `path` (Linux `/proc/self/fd`). */
+export function fdsOn(path: string): number {
+  const target = realpathSync(path)
+  let n = 0
+  for (const fd of readdirSync('/proc/self/fd')) {
+    try {
+      if (readlinkSync(`/proc/self/fd/${fd}`) === target) n++
+    } catch {
+      // closed between readdir and readlink
+    }
+  }
+  return n
 }

@@ -5,7 +5,7 @@ import { mkdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promis
 import { basename, dirname, join, resolve } from 'node:path'
 import pLimit from 'p-limit'
 import { z } from 'zod'
-import { sampleToSharegpt, type SharegptRankingRow } from '../formats/sharegpt.js'
+import { DEFAULT_COLUMNS, DEFAULT_TAGS, sampleToSharegpt, type SharegptRankingRow } from '../formats/sharegpt.js'
 import { named } from '../pipeline/stage.js'
 import type { Sink, StageContext } from '../pipeline/types.js'
 import type { ImageRef, PreferenceSample, Reject } from '../record.js'
@@ -517,16 +517,9 @@ function datasetEntry(fileName: string) {
     file_name: fileName,
     formatting: 'sharegpt',
     ranking: true,
-    columns: { messages: 'conversations', chosen: 'chosen', rejected: 'rejected', images: 'images' },
-    tags: {
-      role_tag: 'from',
-      content_tag: 'value',
-      user_tag: 'human',
-      assistant_tag: 'gpt',
-      observation_tag: 'observation',
-      function_tag: 'function_call',
-      system_tag: 'system',
-    },
+    // Every column and all seven tags, spelled out: LLaMA-Factory sets the ones left out to None.
+    columns: { ...DEFAULT_COLUMNS },
+    tags: { ...DEFAULT_TAGS },
   }
 }
 

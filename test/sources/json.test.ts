@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events'
-import { readdirSync, readlinkSync, realpathSync, writeFileSync } from 'node:fs'
+import { writeFileSync } from 'node:fs'
+import { fdsOn } from '../helpers.js'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
@@ -41,18 +42,6 @@ async function collect(options: JsonSourceOptions, ctxOpts: { signal?: AbortSign
   return { samples, rejected: c.rejects.drain(), progress: c.progress, warnings: c.warnings }
 }
 
-function fdsOn(path: string): number {
-  const target = realpathSync(path)
-  let n = 0
-  for (const fd of readdirSync('/proc/self/fd')) {
-    try {
-      if (readlinkSync(`/proc/self/fd/${fd}`) === target) n++
-    } catch {
-      // closed meanwhile
-    }
-  }
-  return n
-}
 
 const GOOD = [0, 1, 2, 3].map((i) => ({
   messages: [{ role: 'user', content: `${'<image>'.repeat(i === 2 ? 2 : i === 3 ? 0 : 1)}What is in picture ${i}? 这是什么 🐱` }],

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto'
 import { EventEmitter } from 'node:events'
-import { readFileSync, readdirSync, readlinkSync, realpathSync, writeFileSync } from 'node:fs'
+import { readFileSync, writeFileSync } from 'node:fs'
+import { fdsOn } from '../helpers.js'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -81,19 +82,6 @@ function observed() {
   return { log, open }
 }
 
-/** How many of this process's file descriptors are open on `path` (Linux `/proc/self/fd`). */
-function fdsOn(path: string): number {
-  const target = realpathSync(path)
-  let n = 0
-  for (const fd of readdirSync('/proc/self/fd')) {
-    try {
-      if (readlinkSync(`/proc/self/fd/${fd}`) === target) n++
-    } catch {
-      // closed between readdir and readlink
-    }
-  }
-  return n
-}
 
 const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest('hex')
 
