@@ -62,10 +62,15 @@ describe('pipeline()', () => {
     expectTypeOf(p).resolves.toHaveProperty('result').toEqualTypeOf<string[]>()
     const q = pipeline(numbers(3), collect<number>(), after('count', async (xs: number[]) => xs.length))
     expectTypeOf(q).resolves.toHaveProperty('result').toEqualTypeOf<number>()
+    const r = pipeline(numbers(3), collect<number>(), after('count', async (xs: number[]) => xs.length), after('label', async (n: number) => `${n} items`))
+    expectTypeOf(r).resolves.toHaveProperty('result').toEqualTypeOf<string>()
+    // @ts-expect-error the second step must take what the first returns
+    void pipeline(numbers(3), collect<number>(), after('count', async (xs: number[]) => xs.length), after('bad', async (s: string[]) => s)).catch(() => {})
     // @ts-expect-error a transform that takes strings cannot follow a source of numbers
     void pipeline(numbers(3), toStr, toStr, collect<string>()).catch(() => {})
     expect((await p).result).toEqual(['0', '2', '4'])
     expect((await q).result).toBe(3)
+    expect((await r).result).toBe('3 items')
   })
 
   it('pulls: a slow sink bounds how far the source runs ahead', async () => {
