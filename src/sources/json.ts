@@ -2,6 +2,7 @@ import { createReadStream, type ReadStream } from 'node:fs'
 import { readFile, stat } from 'node:fs/promises'
 import { basename, dirname, extname, isAbsolute, resolve } from 'node:path'
 import { createInterface, type Interface } from 'node:readline'
+import type { RowMapper } from '../formats/mapper.js'
 import { resolveMapping, sharegptToSample, type SharegptMapping } from '../formats/sharegpt.js'
 import { abortError } from '../pipeline/errors.js'
 import { named } from '../pipeline/stage.js'
@@ -23,6 +24,12 @@ export interface JsonSourceOptions extends SharegptMapping {
   name?: string
   /** Report progress every this many rows (default 1000), and once at the end. */
   progressEvery?: number
+  /**
+   * Map each row yourself instead of reading it as sharegpt (`columns`/`tags` must then be left out): e.g.
+   * `alpacaMapper()`, `rlaifVMapper()`. It gets the `resolvePath` described under Images. The source warns once
+   * when the first row lacks one of the mapper's `columns`.
+   */
+  mapRow?: RowMapper
 }
 
 /**
@@ -50,8 +57,15 @@ export interface JsonSourceOptions extends SharegptMapping {
  *   validateRanking(),
  *   llamaFactory({ out: 'out', name: 'demo' }),
  * )
+ * @example
+ * // alpaca ranking rows ({instruction, input, chosen, rejected}) through a row mapper
+ * jsonSource({ path: 'comparison_gpt4_data_en.json', mapRow: alpacaMapper() })
  */
 export function jsonSource(options: JsonSourceOptions): Source<PreferenceSample> {
+  const mapRow = options.mapRow
+  if (mapRow && (options.columns !== undefined || options.tags !== undefined)) {
+    throw new Error('[prefpipe] jsonSource: give either mapRow or columns/tags (the sharegpt mapping), not both')
+  }
   const mapping = resolveMapping(options)
   const name = options.name ?? basename(options.path)
   const every = Math.max(1, options.progressEvery ?? 1000)
@@ -73,9 +87,11 @@ export function jsonSource(options: JsonSourceOptions): Source<PreferenceSample>
     const take = (value: unknown, rowIndex: number): PreferenceSample | undefined => {
       if (!warned) {
         warned = true
-        warnMissingColumns(value, mapping.columns, path, ctx)
+        if (mapRow) warnMissingColumns(value, mapRow.columns ?? [], path, ctx, 'the row mapper (mapRow) reads them')
+        else warnMissingColumns(value, [mapping.columns.messages, mapping.columns.chosen, mapping.columns.rejected], path, ctx, 'map your column names with the `columns` option')
       }
-      const r = sharegptToSample(value, `${name}#${rowIndex}`, mapping, resolvePath)
+      const id = `${name}#${rowIndex}`
+      const r = mapRow ? mapRow(value, id, resolvePath) : sharegptToSample(value, id, mapping, resolvePath)
       if (!r.ok) {
         ctx.reject(r.reject)
         return undefined
@@ -198,11 +214,11 @@ function stripBom(s: string): string {
 }
 
 /** Warn once when the first row has none of a mapped column: most likely the `columns` option is wrong. */
-function warnMissingColumns(value: unknown, columns: { messages: string; chosen: string; rejected: string }, path: string, ctx: StageContext): void {
+function warnMissingColumns(value: unknown, columns: readonly string[], path: string, ctx: StageContext, hint: string): void {
   if (value === null || typeof value !== 'object' || Array.isArray(value)) return
   const keys = Object.keys(value)
-  const missing = [columns.messages, columns.chosen, columns.rejected].filter((c) => !keys.includes(c))
+  const missing = columns.filter((c) => !keys.includes(c))
   if (missing.length > 0) {
-    ctx.log.warn(`${path}: the first row has no ${missing.map((c) => `"${c}"`).join(', ')} (it has ${keys.map((k) => `"${k}"`).join(', ')}); map your column names with the \`columns\` option`)
+    ctx.log.warn(`${path}: the first row has no ${missing.map((c) => `"${c}"`).join(', ')} (it has ${keys.map((k) => `"${k}"`).join(', ')}); ${hint}`)
   }
 }

@@ -3,6 +3,7 @@ import { basename, resolve } from 'node:path'
 import { parquetMetadataAsync, parquetReadObjects, parquetSchema, readOffsetIndex } from 'hyparquet'
 import type { AsyncBuffer, ColumnChunk, Compressors, FileMetaData, RowGroup } from 'hyparquet'
 import { compressors as defaultCompressors } from 'hyparquet-compressors'
+import type { RowMapper } from '../formats/mapper.js'
 import { resolveMapping, sharegptToSample, type SharegptMapping } from '../formats/sharegpt.js'
 import { abortError } from '../pipeline/errors.js'
 import { named } from '../pipeline/stage.js'
@@ -112,6 +113,13 @@ export interface ParquetSourceOptions extends SharegptMapping {
    * your own to read from elsewhere (an HTTP range reader) or to observe the reads in a test.
    */
   open?: (path: string) => Promise<ClosableAsyncBuffer>
+  /**
+   * Map each row yourself instead of reading it as sharegpt (`columns`/`tags` must then be left out): e.g.
+   * `rlaifVMapper()`, `alpacaMapper()`. The source reads the mapper's `columns` (a missing one fails the run)
+   * and the `optionalColumns` the file has, or every column when it declares none; it detaches and checks the
+   * image bytes of its `imageColumns`. Image paths reach it unresolved (`resolvePath` is the identity).
+   */
+  mapRow?: RowMapper
 }
 
 const DEFAULT_WINDOW_ROWS = 256
@@ -153,8 +161,15 @@ const DEFAULT_WINDOW_MIN_BYTES = 16 * 1024 * 1024
  * @example
  * // other column names, as in dataset_info.json
  * parquetSource({ path: 'pairs.parquet', columns: { messages: 'messages', chosen: 'good', rejected: 'bad' }, tags: { role_tag: 'role', content_tag: 'content', user_tag: 'user', assistant_tag: 'assistant' } })
+ * @example
+ * // another row shape: a row mapper (reads only the columns it declares)
+ * parquetSource({ path: 'RLAIF-V-Dataset_000.parquet', mapRow: rlaifVMapper() })
  */
 export function parquetSource(options: ParquetSourceOptions): Source<PreferenceSample> {
+  const mapRow = options.mapRow
+  if (mapRow && (options.columns !== undefined || options.tags !== undefined)) {
+    throw new Error('[prefpipe] parquetSource: give either mapRow or columns/tags (the sharegpt mapping), not both')
+  }
   const mapping = resolveMapping(options)
   const name = options.name ?? basename(options.path)
   const windowRows = Math.max(1, options.windowRows ?? DEFAULT_WINDOW_ROWS)
@@ -171,8 +186,14 @@ export function parquetSource(options: ParquetSourceOptions): Source<PreferenceS
       await checkMagic(file, path)
       const metadata = await readMetadata(file, path)
       const available = topLevelColumns(metadata)
-      const wanted = mappedColumns(mapping.columns, options.columns?.images !== undefined)
+      const wanted = mapRow ? mapperColumns(mapRow, available) : mappedColumns(mapping.columns, options.columns?.images !== undefined)
       const missing = wanted.required.filter((c) => !available.includes(c))
+      if (missing.length > 0 && mapRow) {
+        throw new Error(
+          `[prefpipe] ${path} has no column${missing.length > 1 ? 's' : ''} ${missing.map((c) => `"${c}"`).join(', ')} ` +
+            `(it has: ${available.map((c) => `"${c}"`).join(', ')}), which the row mapper (mapRow) reads`,
+        )
+      }
       if (missing.length > 0) {
         throw new Error(
           `[prefpipe] ${path} has no column${missing.length > 1 ? 's' : ''} ${missing.map((c) => `"${c}"`).join(', ')} ` +
@@ -181,9 +202,10 @@ export function parquetSource(options: ParquetSourceOptions): Source<PreferenceS
         )
       }
       const columns = [...wanted.required, ...wanted.optional.filter((c) => available.includes(c))]
-      const imagesColumn = mapping.columns.images && columns.includes(mapping.columns.images) ? mapping.columns.images : undefined
+      const imagesColumn = !mapRow && mapping.columns.images && columns.includes(mapping.columns.images) ? mapping.columns.images : undefined
+      const imageColumns = mapRow ? (mapRow.imageColumns ?? []).filter((c) => columns.includes(c)) : imagesColumn ? [imagesColumn] : []
       const rowMapping = { tags: mapping.tags, columns: { ...mapping.columns, images: imagesColumn } }
-      if (mapping.columns.images && !imagesColumn) ctx.log.info(`${path}: no "${mapping.columns.images}" column; reading it as a dataset without images`)
+      if (!mapRow && mapping.columns.images && !imagesColumn) ctx.log.info(`${path}: no "${mapping.columns.images}" column; reading it as a dataset without images`)
 
       // This shard's row groups, with their first global row index.
       const groups: { index: number; start: number; rows: number; bytes: number; rg: RowGroup }[] = []
@@ -229,8 +251,8 @@ export function parquetSource(options: ParquetSourceOptions): Source<PreferenceS
             rows[i] = undefined as never // let consumed rows go
             const rowIndex = rowStart + i
             const id = `${name}#${rowIndex}`
-            if (imagesColumn) detachImages(row[imagesColumn], path, rowIndex, imagesColumn)
-            const r = sharegptToSample(row, id, rowMapping)
+            for (const c of imageColumns) detachImages(row[c], path, rowIndex, c)
+            const r = mapRow ? mapRow(row, id, identity) : sharegptToSample(row, id, rowMapping)
             if (r.ok) {
               r.sample.meta.row = rowIndex
               yield r.sample
@@ -248,6 +270,8 @@ export function parquetSource(options: ParquetSourceOptions): Source<PreferenceS
     }
   })
 }
+
+const identity = (p: string) => p
 
 /** What {@link parquetInfo} tells about a parquet file. */
 export interface ParquetInfo {
@@ -368,6 +392,12 @@ function mappedColumns(
   if (c.images) (imagesExplicit ? required : optional).push(c.images)
   if (c.system) required.push(c.system)
   return { required: [...new Set(required)], optional: optional.filter((x) => !required.includes(x)) }
+}
+
+/** The columns a row mapper reads: its `columns` (every column when it declares none), and its optional ones. */
+function mapperColumns(m: RowMapper, available: string[]): { required: string[]; optional: string[] } {
+  const required = [...new Set(m.columns ?? available)]
+  return { required, optional: [...new Set(m.optionalColumns ?? [])].filter((c) => !required.includes(c)) }
 }
 
 function chunksOf(rg: RowGroup, columns?: string[]): ColumnChunk[] {

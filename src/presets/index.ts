@@ -1,0 +1,113 @@
+import { autoMapper } from '../formats/detect.js'
+import { sharegptMapper, type RowMapper } from '../formats/mapper.js'
+import { rlaifVMapper } from '../formats/rlaif-v.js'
+import type { PipelineOptions, PipelineResult, Source } from '../pipeline/index.js'
+import type { PreferenceSample } from '../record.js'
+import type { LlamaFactoryManifest } from '../sinks/llamafactory.js'
+import { DPO_EN_DEMO, dpoEnDemoSource, prepareDpoEnDemo, type TextRankingFormat } from './dpo-en-demo.js'
+import { RLAIF_V, prepareRlaifV, rlaifVSource } from './rlaif-v.js'
+import { RLHF_V, fileSource, prepareRlhfV } from './rlhf-v.js'
+
+/** The names of the presets. */
+export type PresetName = 'rlhf-v' | 'rlaif-v' | 'dpo-en-demo'
+
+/** Options every preset's `prepare` takes (`format` only matters to text presets). */
+export interface PresetRunOptions {
+  /** A local file in the preset's schema. */
+  input: string
+  /** The output folder. */
+  out: string
+  /** Dataset name in `dataset_info.json` (default: the preset's `defaults.name`). */
+  name?: string
+  /** For JSON inputs: the folder image paths are relative to. */
+  mediaDir?: string
+  /** For text presets: the row shape (default `auto`). */
+  format?: TextRankingFormat
+}
+
+/** A named dataset prefpipe knows how to prepare. */
+export interface Preset {
+  name: PresetName
+  /** One line for `prefpipe presets`. */
+  description: string
+  /** The Hugging Face Hub dataset (`owner/name`). */
+  repo: string
+  /** `image`: rows carry images (multimodal DPO); `text`: text-only. */
+  kind: 'image' | 'text'
+  defaults: {
+    /** Dataset name in `dataset_info.json`. */
+    name: string
+    /** The Hub split read. */
+    split: string
+    /** The Hub config (subset), when the repo has several. */
+    config?: string
+    /** Local file types the preset reads. */
+    formats: readonly ('parquet' | 'json' | 'jsonl')[]
+    /** The row shape (as `prefpipe inspect` reports it). */
+    rowFormat: 'sharegpt' | 'rlaif-v' | 'sharegpt or alpaca'
+  }
+  /** A fresh row mapper for this preset's rows (for `prefpipe inspect --preset`). */
+  mapper(): RowMapper
+  /** A source for a local file in this preset's schema. */
+  source(input: string, opts?: { mediaDir?: string; format?: TextRankingFormat }): Source<PreferenceSample>
+  /** Read, validate and write the LLaMA-Factory folder. */
+  prepare(opts: PresetRunOptions, pipelineOptions?: PipelineOptions): Promise<PipelineResult<LlamaFactoryManifest>>
+}
+
+const withMedia = (o: { mediaDir?: string }) => (o.mediaDir ? { mediaDir: o.mediaDir } : {})
+const withName = (o: { name?: string }) => (o.name ? { name: o.name } : {})
+
+/**
+ * Every preset, by name: what `prefpipe presets` lists and `prefpipe <preset>` runs.
+ *
+ * @example
+ * for (const p of Object.values(PRESETS)) console.log(p.name, p.kind, p.repo, p.description)
+ * await PRESETS['rlaif-v'].prepare({ input: 'RLAIF-V-Dataset_000.parquet', out: 'out/rlaif_v' })
+ */
+export const PRESETS: Readonly<Record<PresetName, Preset>> = Object.freeze({
+  'rlhf-v': {
+    name: 'rlhf-v',
+    description: 'RLHF-V: 5.7k multimodal preference pairs (sharegpt ranking rows, one image each) for Qwen2-VL DPO',
+    repo: RLHF_V.repo,
+    kind: 'image',
+    defaults: { name: RLHF_V.name, split: 'train', formats: ['parquet', 'json', 'jsonl'], rowFormat: 'sharegpt' },
+    mapper: () => sharegptMapper({ columns: RLHF_V.columns }),
+    source: (input, o = {}) => fileSource(input, o.mediaDir),
+    prepare: (o, p) => prepareRlhfV({ input: o.input, out: o.out, ...withName(o), ...withMedia(o) }, p),
+  },
+  'rlaif-v': {
+    name: 'rlaif-v',
+    description: 'RLAIF-V: multimodal preference pairs with AI feedback (one image, a question, chosen/rejected strings per row)',
+    repo: RLAIF_V.repo,
+    kind: 'image',
+    defaults: { name: RLAIF_V.name, split: RLAIF_V.split, formats: ['parquet', 'json', 'jsonl'], rowFormat: 'rlaif-v' },
+    mapper: () => rlaifVMapper(),
+    source: (input, o = {}) => rlaifVSource(input, o.mediaDir),
+    prepare: (o, p) => prepareRlaifV({ input: o.input, out: o.out, ...withName(o), ...withMedia(o) }, p),
+  },
+  'dpo-en-demo': {
+    name: 'dpo-en-demo',
+    description: "LLaMA-Factory's dpo_en_demo: text-only preference pairs (sharegpt ranking; alpaca ranking read too)",
+    repo: DPO_EN_DEMO.repo,
+    kind: 'text',
+    defaults: { name: DPO_EN_DEMO.name, split: DPO_EN_DEMO.split, config: DPO_EN_DEMO.config, formats: ['json', 'jsonl', 'parquet'], rowFormat: 'sharegpt or alpaca' },
+    mapper: () => autoMapper(['sharegpt', 'alpaca']),
+    source: (input, o = {}) => dpoEnDemoSource(input, o.format ?? 'auto', o.mediaDir),
+    prepare: (o, p) => prepareDpoEnDemo({ input: o.input, out: o.out, ...withName(o), ...withMedia(o), ...(o.format ? { format: o.format } : {}) }, p),
+  },
+})
+
+/** The preset names, in registry order. */
+export const PRESET_NAMES = Object.keys(PRESETS) as PresetName[]
+
+/**
+ * The preset called `name`; throws a clear error listing the presets when there is none.
+ *
+ * @example
+ * const preset = getPreset('rlaif-v')
+ * const { result } = await preset.prepare({ input: 'sample.parquet', out: 'out' })
+ */
+export function getPreset(name: string): Preset {
+  if (Object.hasOwn(PRESETS, name)) return PRESETS[name as PresetName]
+  throw new Error(`[prefpipe] no preset "${name}"; the presets are: ${PRESET_NAMES.join(', ')} (see \`prefpipe presets\`)`)
+}
