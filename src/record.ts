@@ -27,6 +27,25 @@ export interface ImageRef {
   format?: string
   perceptual?: bigint
   group?: string
+  /** What the image was before the images stage (`processImages`) wrote `bytes`; absent if it never ran. */
+  original?: ImageSource
+  /** Set by the images stage: `true` if `bytes` were re-encoded, `false` if the source was kept (metadata stripped losslessly at most). */
+  reencoded?: boolean
+}
+
+/** The source of an image as the images stage found it (see `ImageRef.original`). */
+export interface ImageSource {
+  /** Hex sha256 of the source bytes. */
+  sha256: string
+  /** Size of the source bytes. */
+  bytes: number
+  /** The decoder's format name (sharp's: `jpeg`, `png`, `webp`, `gif`, `tiff`, `heif`, ...). */
+  format: string
+  /** As stored, before EXIF orientation. */
+  width: number
+  height: number
+  /** EXIF orientation (1-8); 1 when the file has none. */
+  orientation: number
 }
 
 /** One preference pair: prompt turns, the chosen and the rejected answer, and its images. */

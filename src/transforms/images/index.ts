@@ -1,0 +1,21 @@
+/**
+ * The images stage and its parts: re-exported for `src/index.ts`.
+ */
+export { processImages } from './process-images.js'
+export type { ImageStats, ImagesTransform } from './process-images.js'
+export { resolveImagesOptions } from './options.js'
+export type { ProcessImagesOptions, ResolvedImagesOptions } from './options.js'
+export { IMAGE_REJECT_REASONS, INPUT_FORMATS, probeImage, classifyDecodeError } from './decode.js'
+export type { DecodeGuard, FailOn, ImageFailure, ImageProbe, ImageRejectReason, InputFormat } from './decode.js'
+export { OUTPUT_FORMATS, reencodeCauses, reencodeImage, keepAsIs, isSrgbProfile, iccDescription } from './normalise.js'
+export type { EncodeOptions, OutputFormat, ReencodeCause } from './normalise.js'
+export { stripJpegMetadata, stripPngMetadata } from './strip.js'
+export { smartResize, targetSize, fitProblem, roundHalfEven, VISION_MODELS, QWEN_MAX_ASPECT } from './resize.js'
+export type { Size, SizePolicy, SmartResizeOptions, TargetSize, VisionModel, VisionModelName } from './resize.js'
+export { perceptualHash, phashFromGrey, hammingDistance, hashHex } from './phash.js'
+export { NearDuplicateIndex, ImageGroups } from './near-dup-index.js'
+export type { GroupAssignment, NearMatch } from './near-dup-index.js'
+export { visualTokens, estimateTextTokens, estimateRowTokens } from './token-budget.js'
+export type { RowTokenEstimate, TokenBudgetOptions } from './token-budget.js'
+export { makeHistogram, observe } from './histogram.js'
+export type { Histogram } from './histogram.js'
