@@ -17,7 +17,7 @@ describe('README', () => {
       const r = await run(process.execPath, [file])
       expect(r.stderr).toBe('')
       expect(r.code).toBe(0)
-      expect(r.stdout).toMatch(/^39 rows written to .*rlhf_v_train\.jsonl/)
+      expect(r.stdout).toMatch(/^39 rows written to .*example\n/)
       expect(r.stdout).toMatch(/rejected by reason: \{/)
     } finally {
       await rm(dir, { recursive: true, force: true })

@@ -1,84 +1,52 @@
 #!/usr/bin/env node
-import { Command, Option } from 'commander'
+import { Command, CommanderError } from 'commander'
 import { readFileSync } from 'node:fs'
-import { relative } from 'node:path'
-import { PipelineError, isAbortError, type RunReport } from '../pipeline/index.js'
-import { prepareRlhfV } from '../presets/rlhf-v.js'
-import { progressBar } from './progress.js'
+import { registerDownload } from './commands/download.js'
+import { registerInspect } from './commands/inspect.js'
+import { registerLaunch } from './commands/launch.js'
+import { registerMonitor } from './commands/monitor.js'
+import { registerPresetCommands } from './commands/prepare.js'
+import { registerPresets } from './commands/presets.js'
 
-// commander: the usual choice for a typed Node CLI with subcommands, help and errors done right.
+// commander: the usual choice for a typed Node CLI with subcommands, help and errors done right
+// (v14: v15 needs Node 22).
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
 
 const program = new Command()
   .name('prefpipe')
-  .description('Preference (DPO) datasets to LLaMA-Factory training folders')
+  .description('Preference (DPO) datasets to LLaMA-Factory training folders, and the multi-GPU DPO launch')
   .version(pkg.version)
   .showHelpAfterError()
+  .exitOverride()
 
-program
-  .command('rlhf-v')
-  .description('prepare llamafactory/RLHF-V (or a file in its schema) as a LLaMA-Factory DPO dataset folder')
-  .requiredOption('--input <file>', 'a local RLHF-V-schema file (.parquet, .json or .jsonl)')
-  .requiredOption('--out <dir>', 'output folder')
-  .option('--name <name>', 'dataset name in dataset_info.json', 'rlhf_v')
-  .option('--media-dir <dir>', 'for .json/.jsonl input: folder the image paths are relative to')
-  .addOption(new Option('--no-progress', 'no progress bar'))
-  .action(async (opts: { input: string; out: string; name: string; mediaDir?: string; progress: boolean }) => {
-    const controller = new AbortController()
-    const onSigint = () => controller.abort()
-    process.once('SIGINT', onSigint)
-    const bar = progressBar(opts.progress)
-    const t0 = Date.now()
-    try {
-      const { result, report } = await prepareRlhfV(
-        { input: opts.input, out: opts.out, name: opts.name, ...(opts.mediaDir ? { mediaDir: opts.mediaDir } : {}) },
-        { signal: controller.signal, onEvent: bar.onEvent },
-      )
-      bar.stop()
-      printSummary(`${opts.input} -> ${opts.out}`, report, result.counts, Date.now() - t0)
-    } catch (err) {
-      bar.stop()
-      if (isAbortError(err)) {
-        process.stderr.write('prefpipe: interrupted; nothing half-written was left in the output folder\n')
-        process.exitCode = 130
-        return
-      }
-      throw err
-    } finally {
-      process.off('SIGINT', onSigint)
-    }
-  })
+registerPresetCommands(program)
+registerDownload(program)
+registerLaunch(program)
+registerMonitor(program)
+registerInspect(program)
+registerPresets(program)
+program.addHelpText(
+  'after',
+  `
+Exit codes: 0 done; 1 the run failed (the message says why; every row rejected counts too); 2 bad usage;
+130 interrupted (Ctrl-C); a launch exits with the training's code.
 
-interface Counts {
-  kept: number
-  rejected: number
-  imagesWritten: number
-  distinctImages: number
-  imageBytes: number
-}
-
-function printSummary(what: string, report: RunReport, counts: Counts, ms: number): void {
-  const reasons = Object.entries(report.rejected).sort(([a], [b]) => a.localeCompare(b))
-  // Rows read = what the source produced plus what it could not map (those are rejects too).
-  const source = report.stages[0]!
-  const rowsIn = source.out + Object.values(source.dropped).reduce((a, b) => a + b, 0)
-  const lines = [
-    `prefpipe rlhf-v: ${what}`,
-    `  rows in          ${rowsIn}`,
-    `  kept             ${counts.kept}`,
-    `  rejected         ${counts.rejected}`,
-    ...reasons.map(([r, n]) => `    ${r.padEnd(30)} ${n}`),
-    `  images written   ${counts.imagesWritten} new of ${counts.distinctImages} distinct (${(counts.imageBytes / 1e6).toFixed(1)} MB)`,
-    `  done in ${(ms / 1000).toFixed(1)} s; rejected rows are in rejects.jsonl`,
-  ]
-  process.stdout.write(lines.join('\n') + '\n')
-}
+Examples:
+  npx prefpipe rlhf-v --input fixtures/rlhf-v-sample.parquet --out out/rlhf_v
+  npx prefpipe rlhf-v --out data/rlhf_v --eval 0.05 --seed 42 --launch --gpus 0-7
+  npx prefpipe inspect fixtures/rlhf-v-sample.parquet`,
+)
 
 try {
   await program.parseAsync(process.argv)
 } catch (err) {
-  const msg = err instanceof PipelineError ? err.message : err instanceof Error ? err.message : String(err)
-  process.stderr.write(`prefpipe: ${msg.replace(/^\[prefpipe\] /, '')}\n`)
-  if (process.env.PREFPIPE_DEBUG && err instanceof Error) process.stderr.write(`${err.stack}\n`)
-  process.exitCode = 1
+  if (err instanceof CommanderError) {
+    // Help and version exit 0; usage errors (already printed by commander) exit 2.
+    process.exitCode = err.exitCode === 0 ? 0 : 2
+  } else {
+    const msg = err instanceof Error ? err.message : String(err)
+    process.stderr.write(`prefpipe: ${msg.replace(/^\[prefpipe\] /, '')}\n`)
+    if (process.env.PREFPIPE_DEBUG && err instanceof Error) process.stderr.write(`${err.stack}\n`)
+    process.exitCode = 1
+  }
 }

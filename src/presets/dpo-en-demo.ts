@@ -1,36 +1,19 @@
-import { basename, extname } from 'node:path'
+import { extname } from 'node:path'
 import { alpacaMapper } from '../formats/alpaca.js'
 import { autoMapper } from '../formats/detect.js'
 import type { RowMapper } from '../formats/mapper.js'
-import { pipeline, type PipelineOptions, type PipelineResult, type Source } from '../pipeline/index.js'
+import type { PipelineOptions, PipelineResult, Source } from '../pipeline/index.js'
 import type { PreferenceSample } from '../record.js'
-import { llamaFactory, type LlamaFactoryManifest } from '../sinks/llamafactory.js'
 import { jsonSource } from '../sources/json.js'
 import { parquetSource } from '../sources/parquet.js'
-import { validateRanking } from '../transforms/validate-ranking.js'
-import { fileDigest } from './rlhf-v.js'
+import { preparePreset, type PresetRunOptions, type PresetSpec, type PreparedFolder } from './prepare.js'
 
 /** The row shapes the text preset reads. */
 export type TextRankingFormat = 'auto' | 'sharegpt' | 'alpaca'
 
 /** Options of the `dpo-en-demo` preset. */
-export interface DpoEnDemoOptions {
-  /** A local text-only preference file: `.json` (LLaMA-Factory's `data/dpo_en_demo.json`), `.jsonl` or `.parquet`. */
-  input: string
-  /** The output folder (created if missing; an existing `dataset_info.json` there is merged). */
-  out: string
-  /** Dataset name in `dataset_info.json`; files are `<name>_train.jsonl` ... Default `dpo_en_demo`. */
-  name?: string
-  /**
-   * The row shape (default `auto`): `sharegpt` (`conversations` + `chosen`/`rejected` objects with `from`/`value`,
-   * the shape of `dpo_en_demo.json`, `dpo_zh_demo.json` and `DPO-En-Zh-20k`), `alpaca` (`instruction`/`input` +
-   * string `chosen`/`rejected`, optional `system`, `history`), or `auto`: decided on the first row (a
-   * `conversations` key means sharegpt, an `instruction` key alpaca); rows of the other shape are then rejected.
-   */
-  format?: TextRankingFormat
-  /** For JSON inputs with images: the folder image paths are relative to (default: the data file's folder). */
-  mediaDir?: string
-}
+/** Options of the `dpo-en-demo` preset; `format` is the row shape (`auto` default, `sharegpt`, `alpaca`). */
+export type DpoEnDemoOptions = PresetRunOptions & { format?: TextRankingFormat }
 
 /**
  * The `dpo-en-demo` defaults. LLaMA-Factory's own `data/dpo_en_demo.json` (and `dpo_zh_demo.json`) is **sharegpt**
@@ -72,32 +55,35 @@ export function dpoEnDemoSource(input: string, format: TextRankingFormat = 'auto
   throw new Error(`[prefpipe] ${input}: cannot tell the format from "${ext || 'no extension'}"; give a .json, .jsonl or .parquet file`)
 }
 
+/** How `dpo-en-demo` reads its data. */
+export const DPO_EN_DEMO_SPEC: PresetSpec = {
+  preset: 'dpo-en-demo',
+  repo: DPO_EN_DEMO.repo,
+  kind: 'text',
+  name: DPO_EN_DEMO.name,
+  hub: { split: DPO_EN_DEMO.split, config: DPO_EN_DEMO.config },
+  source: (input, o) => dpoEnDemoSource(input, textFormat(o.format), o.mediaDir),
+  hubMapping: (o) => {
+    const mapRow = textMapper(textFormat(o.format))
+    return mapRow ? { mapRow } : { columns: DPO_EN_DEMO.columns }
+  },
+}
+
+function textFormat(format: string | undefined): TextRankingFormat {
+  const f = format ?? 'auto'
+  if (f !== 'auto' && f !== 'sharegpt' && f !== 'alpaca') throw new Error(`[prefpipe] dpo-en-demo: format must be auto, sharegpt or alpaca, not ${JSON.stringify(format)}`)
+  return f
+}
+
 /**
  * Prepare a text-only preference file in LLaMA-Factory's `dpo_en_demo` shape (sharegpt ranking; alpaca ranking
- * too, see `format`) for LLaMA-Factory DPO: read, validate every ranking row, write the folder.
+ * too, see `format`) for LLaMA-Factory DPO: read, validate every ranking row, split, write the folder and report.
  *
  * @example
  * const { result, report } = await prepareDpoEnDemo({ input: 'LLaMA-Factory/data/dpo_en_demo.json', out: 'out/dpo' })
  * console.log(result.datasets.train.rows, report.rejected)
  */
-export async function prepareDpoEnDemo(opts: DpoEnDemoOptions, pipelineOptions: PipelineOptions = {}): Promise<PipelineResult<LlamaFactoryManifest>> {
-  const format = opts.format ?? 'auto'
-  if (!['auto', 'sharegpt', 'alpaca'].includes(format)) throw new Error(`[prefpipe] dpo-en-demo: format must be auto, sharegpt or alpaca, not ${JSON.stringify(format)}`)
-  const source = dpoEnDemoSource(opts.input, format, opts.mediaDir)
-  const digest = await fileDigest(opts.input).catch((err: NodeJS.ErrnoException) => {
-    if (err.code === 'ENOENT') throw new Error(`[prefpipe] ${opts.input}: no such file`, { cause: err })
-    throw err
-  })
-  const name = opts.name ?? DPO_EN_DEMO.name
-  return pipeline(
-    source,
-    validateRanking(),
-    llamaFactory({
-      out: opts.out,
-      name,
-      inputs: [{ file: basename(opts.input), ...digest }],
-      options: { preset: 'dpo-en-demo', name, format },
-    }),
-    pipelineOptions,
-  )
+export async function prepareDpoEnDemo(opts: DpoEnDemoOptions, pipelineOptions: PipelineOptions = {}): Promise<PipelineResult<PreparedFolder>> {
+  textFormat(opts.format)
+  return preparePreset(DPO_EN_DEMO_SPEC, opts, pipelineOptions)
 }

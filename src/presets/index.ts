@@ -3,27 +3,15 @@ import { sharegptMapper, type RowMapper } from '../formats/mapper.js'
 import { rlaifVMapper } from '../formats/rlaif-v.js'
 import type { PipelineOptions, PipelineResult, Source } from '../pipeline/index.js'
 import type { PreferenceSample } from '../record.js'
-import type { LlamaFactoryManifest } from '../sinks/llamafactory.js'
-import { DPO_EN_DEMO, dpoEnDemoSource, prepareDpoEnDemo, type TextRankingFormat } from './dpo-en-demo.js'
-import { RLAIF_V, prepareRlaifV, rlaifVSource } from './rlaif-v.js'
-import { RLHF_V, fileSource, prepareRlhfV } from './rlhf-v.js'
+import { DPO_EN_DEMO, dpoEnDemoSource, prepareDpoEnDemo, type DpoEnDemoOptions, type TextRankingFormat } from './dpo-en-demo.js'
+import { preparePreset, type PresetRunOptions, type PreparedFolder } from './prepare.js'
+import { RLAIF_V, RLAIF_V_SPEC, rlaifVSource } from './rlaif-v.js'
+import { RLHF_V, RLHF_V_SPEC, fileSource } from './rlhf-v.js'
 
 /** The names of the presets. */
 export type PresetName = 'rlhf-v' | 'rlaif-v' | 'dpo-en-demo'
 
-/** Options every preset's `prepare` takes (`format` only matters to text presets). */
-export interface PresetRunOptions {
-  /** A local file in the preset's schema. */
-  input: string
-  /** The output folder. */
-  out: string
-  /** Dataset name in `dataset_info.json` (default: the preset's `defaults.name`). */
-  name?: string
-  /** For JSON inputs: the folder image paths are relative to. */
-  mediaDir?: string
-  /** For text presets: the row shape (default `auto`). */
-  format?: TextRankingFormat
-}
+export type { PresetRunOptions } from './prepare.js'
 
 /** A named dataset prefpipe knows how to prepare. */
 export interface Preset {
@@ -50,12 +38,10 @@ export interface Preset {
   mapper(): RowMapper
   /** A source for a local file in this preset's schema. */
   source(input: string, opts?: { mediaDir?: string; format?: TextRankingFormat }): Source<PreferenceSample>
-  /** Read, validate and write the LLaMA-Factory folder. */
-  prepare(opts: PresetRunOptions, pipelineOptions?: PipelineOptions): Promise<PipelineResult<LlamaFactoryManifest>>
+  /** Read (a local `input`, or the Hub), validate, process, split and write the LLaMA-Factory folder. */
+  prepare(opts: PresetRunOptions, pipelineOptions?: PipelineOptions): Promise<PipelineResult<PreparedFolder>>
 }
 
-const withMedia = (o: { mediaDir?: string }) => (o.mediaDir ? { mediaDir: o.mediaDir } : {})
-const withName = (o: { name?: string }) => (o.name ? { name: o.name } : {})
 
 /**
  * Every preset, by name: what `prefpipe presets` lists and `prefpipe <preset>` runs.
@@ -73,7 +59,7 @@ export const PRESETS: Readonly<Record<PresetName, Preset>> = Object.freeze({
     defaults: { name: RLHF_V.name, split: 'train', formats: ['parquet', 'json', 'jsonl'], rowFormat: 'sharegpt' },
     mapper: () => sharegptMapper({ columns: RLHF_V.columns }),
     source: (input, o = {}) => fileSource(input, o.mediaDir),
-    prepare: (o, p) => prepareRlhfV({ input: o.input, out: o.out, ...withName(o), ...withMedia(o) }, p),
+    prepare: (o, p) => preparePreset(RLHF_V_SPEC, o, p),
   },
   'rlaif-v': {
     name: 'rlaif-v',
@@ -83,7 +69,7 @@ export const PRESETS: Readonly<Record<PresetName, Preset>> = Object.freeze({
     defaults: { name: RLAIF_V.name, split: RLAIF_V.split, formats: ['parquet', 'json', 'jsonl'], rowFormat: 'rlaif-v' },
     mapper: () => rlaifVMapper(),
     source: (input, o = {}) => rlaifVSource(input, o.mediaDir),
-    prepare: (o, p) => prepareRlaifV({ input: o.input, out: o.out, ...withName(o), ...withMedia(o) }, p),
+    prepare: (o, p) => preparePreset(RLAIF_V_SPEC, o, p),
   },
   'dpo-en-demo': {
     name: 'dpo-en-demo',
@@ -93,7 +79,7 @@ export const PRESETS: Readonly<Record<PresetName, Preset>> = Object.freeze({
     defaults: { name: DPO_EN_DEMO.name, split: DPO_EN_DEMO.split, config: DPO_EN_DEMO.config, formats: ['json', 'jsonl', 'parquet'], rowFormat: 'sharegpt or alpaca' },
     mapper: () => autoMapper(['sharegpt', 'alpaca']),
     source: (input, o = {}) => dpoEnDemoSource(input, o.format ?? 'auto', o.mediaDir),
-    prepare: (o, p) => prepareDpoEnDemo({ input: o.input, out: o.out, ...withName(o), ...withMedia(o), ...(o.format ? { format: o.format } : {}) }, p),
+    prepare: (o, p) => prepareDpoEnDemo(o as DpoEnDemoOptions, p),
   },
 })
 

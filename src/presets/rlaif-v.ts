@@ -1,24 +1,13 @@
-import { basename, extname } from 'node:path'
+import { extname } from 'node:path'
 import { rlaifVMapper } from '../formats/rlaif-v.js'
-import { pipeline, type PipelineOptions, type PipelineResult, type Source } from '../pipeline/index.js'
+import type { PipelineOptions, PipelineResult, Source } from '../pipeline/index.js'
 import type { PreferenceSample } from '../record.js'
-import { llamaFactory, type LlamaFactoryManifest } from '../sinks/llamafactory.js'
 import { jsonSource } from '../sources/json.js'
 import { parquetSource } from '../sources/parquet.js'
-import { validateRanking } from '../transforms/validate-ranking.js'
-import { fileDigest } from './rlhf-v.js'
+import { preparePreset, type PresetRunOptions, type PresetSpec, type PreparedFolder } from './prepare.js'
 
 /** Options of the `rlaif-v` preset. */
-export interface RlaifVOptions {
-  /** A local file in the schema of `openbmb/RLAIF-V-Dataset`: `.parquet` (as on the Hub), or `.json` / `.jsonl`. */
-  input: string
-  /** The output folder (created if missing; an existing `dataset_info.json` there is merged). */
-  out: string
-  /** Dataset name in `dataset_info.json`; files are `<name>_train.jsonl` ... Default `rlaif_v`. */
-  name?: string
-  /** For JSON inputs: the folder image paths are relative to (default: the data file's folder). */
-  mediaDir?: string
-}
+export type RlaifVOptions = PresetRunOptions
 
 /**
  * The RLAIF-V defaults. The Hub dataset is parquet with one `image` per row and a plain-string `question`,
@@ -44,30 +33,25 @@ export function rlaifVSource(input: string, mediaDir?: string): Source<Preferenc
   throw new Error(`[prefpipe] ${input}: cannot tell the format from "${ext || 'no extension'}"; give a .parquet, .json or .jsonl file`)
 }
 
+/** How `rlaif-v` reads its data. */
+export const RLAIF_V_SPEC: PresetSpec = {
+  preset: 'rlaif-v',
+  repo: RLAIF_V.repo,
+  kind: 'image',
+  name: RLAIF_V.name,
+  hub: { split: RLAIF_V.split },
+  source: (input, o) => rlaifVSource(input, o.mediaDir),
+  hubMapping: () => ({ mapRow: rlaifVMapper() }),
+}
+
 /**
- * Prepare RLAIF-V (`openbmb/RLAIF-V-Dataset`) for LLaMA-Factory DPO from a local file: map each row to one
- * `<image>\n<question>` user turn with its chosen/rejected answers, validate every ranking row, write the folder.
+ * Prepare RLAIF-V (openbmb/RLAIF-V-Dataset) for LLaMA-Factory DPO: a local `input` file in its schema or the Hub,
+ * validated, images processed, split, written with `train_dpo.yaml` and the report.
  *
  * @example
  * const { result, report } = await prepareRlaifV({ input: 'RLAIF-V-Dataset_000.parquet', out: 'out/rlaif_v' })
- * console.log(result.datasets, report.rejected)
+ * console.log(result.datasets.train.rows, report.rejected)
  */
-export async function prepareRlaifV(opts: RlaifVOptions, pipelineOptions: PipelineOptions = {}): Promise<PipelineResult<LlamaFactoryManifest>> {
-  const source = rlaifVSource(opts.input, opts.mediaDir)
-  const digest = await fileDigest(opts.input).catch((err: NodeJS.ErrnoException) => {
-    if (err.code === 'ENOENT') throw new Error(`[prefpipe] ${opts.input}: no such file`, { cause: err })
-    throw err
-  })
-  const name = opts.name ?? RLAIF_V.name
-  return pipeline(
-    source,
-    validateRanking(),
-    llamaFactory({
-      out: opts.out,
-      name,
-      inputs: [{ file: basename(opts.input), ...digest }],
-      options: { preset: 'rlaif-v', name },
-    }),
-    pipelineOptions,
-  )
+export function prepareRlaifV(opts: RlaifVOptions, pipelineOptions: PipelineOptions = {}): Promise<PipelineResult<PreparedFolder>> {
+  return preparePreset(RLAIF_V_SPEC, opts, pipelineOptions)
 }

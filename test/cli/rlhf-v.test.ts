@@ -59,32 +59,75 @@ describe('npx prefpipe rlhf-v on the bundled sample', () => {
     }
   })
 
-  it('writes every valid row, in order, with one stored file per distinct image', async () => {
+  it('writes every valid row, in order, with one stored file per distinct source image', async () => {
     const rows = (await readFile(join(dir, 'a', 'rlhf_v_train.jsonl'), 'utf8'))
       .trim()
       .split('\n')
       .map((l) => JSON.parse(l) as { conversations: unknown[]; images: string[] })
     const valid = expected.filter((e) => e.valid)
     expect(rows).toHaveLength(valid.length)
-    // The sample's images are stored unchanged for now, so the file name is the source bytes' hash.
+    // Images are resized for Qwen2-VL, so files are named by the hash of the bytes written; rows that share a
+    // source image share the stored file, and distinct sources get distinct files.
+    const pathOf = new Map<string, string>()
     rows.forEach((r, i) => {
-      expect(r.images).toEqual(valid[i]!.image_sha256.map((h) => expect.stringMatching(new RegExp(`^images/${h.slice(0, 2)}/${h}\\.(jpg|png)$`))))
+      expect(r.images).toHaveLength(valid[i]!.image_sha256.length)
+      r.images.forEach((p, k) => {
+        expect(p).toMatch(/^images\/([0-9a-f]{2})\/\1[0-9a-f]{62}\.(jpg|png)$/)
+        const src = valid[i]!.image_sha256[k]!
+        expect(pathOf.get(src) ?? p).toBe(p)
+        pathOf.set(src, p)
+      })
     })
+    expect(new Set(pathOf.values()).size).toBe(pathOf.size)
     const digests = await treeDigest(join(dir, 'a'))
     const stored = Object.keys(digests).filter((p) => p.startsWith('images/'))
-    expect(stored.length).toBe(new Set(valid.flatMap((e) => e.image_sha256)).size)
+    expect(stored.sort()).toEqual([...new Set(pathOf.values())].sort())
     const info = JSON.parse(await readFile(join(dir, 'a', 'dataset_info.json'), 'utf8')) as Record<string, { ranking: unknown; file_name: string }>
     expect(info.rlhf_v_train).toMatchObject({ file_name: 'rlhf_v_train.jsonl', ranking: true, formatting: 'sharegpt' })
+    expect(Object.keys(digests)).toEqual(expect.arrayContaining(['train_dpo.yaml', 'report.html', 'report.json', 'manifest.json', 'rejects.jsonl']))
   })
 
   it('gives byte-identical output when run again, in place or elsewhere', async () => {
-    const a = await treeDigest(join(dir, 'a'))
+    // report.json may differ only under `timings`; train_dpo.yaml holds the folder's absolute path by design.
+    const stable = async (d: string) => {
+      const t = await treeDigest(d)
+      const report = JSON.parse(await readFile(join(d, 'report.json'), 'utf8')) as Record<string, unknown>
+      delete report.timings
+      t['report.json'] = JSON.stringify(report)
+      t['train_dpo.yaml'] = (await readFile(join(d, 'train_dpo.yaml'), 'utf8')).replaceAll(dir, '<tmp>')
+      return t
+    }
+    const a = await stable(join(dir, 'a'))
+    const yamlBefore = (await treeDigest(join(dir, 'a')))['train_dpo.yaml']
     const again = await prefpipe(['rlhf-v', '--input', SAMPLE, '--out', join(dir, 'a')])
     expect(again.code).toBe(0)
-    expect(await treeDigest(join(dir, 'a'))).toEqual(a)
+    expect(await stable(join(dir, 'a'))).toEqual(a)
+    expect((await treeDigest(join(dir, 'a')))['train_dpo.yaml']).toBe(yamlBefore)
     const other = await prefpipe(['rlhf-v', '--input', SAMPLE, '--out', join(dir, 'b')])
     expect(other.code).toBe(0)
-    expect(await treeDigest(join(dir, 'b'))).toEqual(a)
+    const b = await stable(join(dir, 'b'))
+    expect({ ...b, 'train_dpo.yaml': '' }).toEqual({ ...a, 'train_dpo.yaml': '' })
+    expect(b['train_dpo.yaml']!.replaceAll('<tmp>/b', '<tmp>/a').replaceAll('saves/b/', 'saves/a/')).toBe(a['train_dpo.yaml'])
+  })
+
+  it('splits train/eval by image with --eval and --seed, and refuses a misspelt YAML key', async () => {
+    const out = join(dir, 'split')
+    const r = await prefpipe(['rlhf-v', '--input', SAMPLE, '--out', out, '--eval', '0.3', '--seed', '7'])
+    expect(r.code, r.stderr).toBe(0)
+    const read = async (f: string) => (await readFile(join(out, f), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as { images: string[] })
+    const train = await read('rlhf_v_train.jsonl')
+    const evalRows = await read('rlhf_v_eval.jsonl')
+    expect(train.length + evalRows.length).toBe(39)
+    expect(evalRows.length).toBeGreaterThan(0)
+    const trainImages = new Set(train.flatMap((x) => x.images))
+    for (const row of evalRows) for (const img of row.images) expect(trainImages.has(img)).toBe(false)
+    const yaml = await readFile(join(out, 'train_dpo.yaml'), 'utf8')
+    expect(yaml).toMatch(/^eval_dataset: rlhf_v_eval$/m)
+    expect(yaml).toMatch(/^image_max_pixels: 262144$/m)
+    expect(yaml).not.toMatch(/val_size|max_samples/)
+    const typo = await prefpipe(['rlhf-v', '--input', SAMPLE, '--out', join(dir, 'typo'), '--set', 'lora_rnak=16'])
+    expect(typo.code).toBe(1)
+    expect(typo.stderr).toMatch(/lora_rnak[\s\S]*lora_rank/)
   })
 
   it('fails clearly on a missing file, a file that is not parquet, and a schema without the columns', async () => {
@@ -98,8 +141,8 @@ describe('npx prefpipe rlhf-v on the bundled sample', () => {
     expect(wrong.code).toBe(1)
     expect(wrong.stderr).toMatch(/wrong-schema\.parquet/)
     expect(wrong.stderr).toMatch(/conversations/)
-    const usage = await prefpipe(['rlhf-v', '--out', join(dir, 'x')])
-    expect(usage.code).toBe(1)
-    expect(usage.stderr).toMatch(/--input/)
+    const usage = await prefpipe(['rlhf-v', '--input', SAMPLE])
+    expect(usage.code).toBe(2)
+    expect(usage.stderr).toMatch(/--out/)
   })
 })

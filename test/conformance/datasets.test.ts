@@ -36,5 +36,13 @@ describe('conformance: the output folder as LLaMA-Factory reads it', () => {
     expect(check.code).toBe(0)
     expect(report.datasets.rlhf_v_train!.rows).toBe(39)
     expect(report.datasets.rlhf_v_train!.images_opened).toBeGreaterThanOrEqual(report.datasets.rlhf_v_train!.distinct_images)
+
+    // Every stored image is one Qwen2-VL takes as is: RGB, within image_max_pixels, sides on the 28-px grid.
+    const images = await run(VENV_PYTHON, [join(ROOT, 'scripts', 'check_images.py'), join(out, 'images'), '--max-pixels', '262144', '--factor', '28'])
+    const checked = JSON.parse(images.stdout) as { ok: boolean; checked: number; failures: unknown[]; modes: Record<string, number> }
+    expect(checked.failures).toEqual([])
+    expect(checked.ok).toBe(true)
+    expect(checked.checked).toBe(report.datasets.rlhf_v_train!.distinct_images)
+    expect(Object.keys(checked.modes)).toEqual(['RGB'])
   })
 })

@@ -45,7 +45,7 @@ describe("preset dpo-en-demo on its fixture (LLaMA-Factory's dpo_en_demo.json sh
     for (const r of rows) expect(r.images).toEqual([])
     expect(rows[1]!.conversations[0]).toEqual({ from: 'system', value: 'You are a patient teacher. Explain step by step.' })
     expect(rows[3]!.conversations[0]!.value).toBe('用一句话解释什么是机器学习。')
-    expect(run.result.manifest.options).toEqual({ preset: 'dpo-en-demo', name: 'dpo_en_demo', format: 'auto' })
+    expect(run.result.manifest.options).toEqual({ preset: 'dpo-en-demo', name: 'dpo_en_demo', eval: null, seed: 0, format: 'auto' })
   })
 
   it('is read by LLaMA-Factory as is', async () => {

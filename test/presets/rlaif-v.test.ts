@@ -5,9 +5,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { rlaifVMapper } from '../../src/formats/rlaif-v.js'
 import { pipeline } from '../../src/pipeline/index.js'
 import { RLAIF_V, prepareRlaifV } from '../../src/presets/rlaif-v.js'
-import type { LlamaFactoryManifest } from '../../src/sinks/llamafactory.js'
+import type { PreparedFolder } from '../../src/presets/prepare.js'
 import { llamaFactory } from '../../src/sinks/llamafactory.js'
 import { parquetSource } from '../../src/sources/parquet.js'
+import { processImages } from '../../src/transforms/images/index.js'
 import { validateRanking } from '../../src/transforms/validate-ranking.js'
 import type { PipelineResult } from '../../src/pipeline/index.js'
 import { treeDigest } from '../helpers.js'
@@ -25,7 +26,7 @@ interface Row {
 describe('preset rlaif-v on its fixture (openbmb/RLAIF-V-Dataset schema)', () => {
   let dir: string
   let expected: ExpectedRow[]
-  let run: PipelineResult<LlamaFactoryManifest>
+  let run: PipelineResult<PreparedFolder>
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'prefpipe-rlaif-'))
     expected = await expectedRows('rlaif-v-sample.parquet')
@@ -54,8 +55,8 @@ describe('preset rlaif-v on its fixture (openbmb/RLAIF-V-Dataset schema)', () =>
       expect(r.conversations[0]!.value).toMatch(/^<image>\n\S/)
       expect(r.chosen.from).toBe('gpt')
       expect(r.rejected.from).toBe('gpt')
-      const h = valid[i]!.image_sha256!
-      expect(r.images).toEqual([`images/${h.slice(0, 2)}/${h}.jpg`])
+      // images are resized for Qwen2-VL: stored under the hash of the bytes written
+      expect(r.images).toEqual([expect.stringMatching(/^images\/([0-9a-f]{2})\/\1[0-9a-f]{62}\.jpg$/)])
     })
     // the row whose question already had the placeholder keeps exactly one
     expect(rows.filter((r) => r.conversations[0]!.value.startsWith('<image>\nWhat can be seen on the right')).length).toBe(1)
@@ -63,14 +64,21 @@ describe('preset rlaif-v on its fixture (openbmb/RLAIF-V-Dataset schema)', () =>
     expect(stored.length).toBe(new Set(valid.map((e) => e.image_sha256)).size)
     const info = JSON.parse(await readFile(run.result.files.datasetInfo, 'utf8')) as Record<string, unknown>
     expect(info.rlaif_v_train).toMatchObject({ file_name: 'rlaif_v_train.jsonl', formatting: 'sharegpt', ranking: true })
-    expect(run.result.manifest.options).toEqual({ preset: 'rlaif-v', name: 'rlaif_v' })
+    expect(run.result.manifest.options).toEqual({ preset: 'rlaif-v', name: 'rlaif_v', eval: null, seed: 0, maxPixels: 262144, cutoffLen: 2048, model: 'qwen2-vl' })
+    expect(run.result.trainingConfig?.path).toBe(join(run.result.out, 'train_dpo.yaml'))
   })
 
-  it('gives the same folder as the pipeline spelled out (source with the mapper, validate, sink)', async () => {
-    const { result } = await pipeline(parquetSource({ path: INPUT, mapRow: rlaifVMapper() }), validateRanking(), llamaFactory({ out: join(dir, 'b'), name: 'rlaif_v' }))
+  it('gives the same rows and images as the pipeline spelled out (source with the mapper, validate, images, sink)', async () => {
+    const { result } = await pipeline(
+      parquetSource({ path: INPUT, mapRow: rlaifVMapper() }),
+      validateRanking(),
+      processImages({ maxPixels: 262144 }),
+      llamaFactory({ out: join(dir, 'b'), name: 'rlaif_v' }),
+    )
     const a = await treeDigest(join(dir, 'a'))
     const b = await treeDigest(result.out)
-    delete a['manifest.json']
+    // The preset also writes the YAML and the report, and records its inputs and options in the manifest.
+    for (const f of ['manifest.json', 'train_dpo.yaml', 'report.json', 'report.html']) delete a[f]
     delete b['manifest.json']
     expect(b).toEqual(a)
   })

@@ -324,8 +324,8 @@ describe('report of the bundled RLHF-V sample', () => {
     expect(report.rejected.byReason).toEqual(c.rejectedByReason)
     expect(report.gallery.samples).toHaveLength(24)
     expect(report.gallery.rejects).toHaveLength(9)
-    expect(report.stages.map((s) => s.name)).toEqual(['parquet', 'validate', 'llamafactory'])
-    expect(report.stages[2]!.counters).not.toHaveProperty('imagesWritten')
+    expect(report.stages.map((s) => s.name)).toEqual(['parquet', 'validate', 'images', 'llamafactory', 'training-config'])
+    expect(report.stages[3]!.counters).not.toHaveProperty('imagesWritten')
     expect(report.timings!.imagesWritten).toBe(c.imagesWritten)
     // The same lines the CLI printed so far.
     const text = formatSummaryTable(report)

@@ -1,0 +1,151 @@
+import { Command, InvalidArgumentError, Option } from 'commander'
+import { relative } from 'node:path'
+import { isAbortError, type PipelineEvent } from '../../pipeline/index.js'
+import { PRESETS, type Preset } from '../../presets/index.js'
+import type { PresetRunOptions } from '../../presets/prepare.js'
+import { formatSummaryTable } from '../../sinks/report.js'
+import { byteProgress } from '../byte-progress.js'
+import { progressBar } from '../progress.js'
+import { addLaunchOptions, launchFromCli, type LaunchCliOptions } from './launch.js'
+
+interface PrepareCliOptions extends LaunchCliOptions {
+  input?: string
+  out: string
+  name?: string
+  mediaDir?: string
+  format?: string
+  eval?: number
+  seed: number
+  model?: string
+  maxPixels?: number
+  quality?: number
+  cutoffLen?: number
+  nearDuplicates?: 'group' | 'drop'
+  set: string[]
+  baseYaml?: string
+  revision?: string
+  file?: string[]
+  offline?: boolean
+  launch?: boolean
+  json?: boolean
+  progress: boolean
+}
+
+const number = (what: string, check: (n: number) => boolean) => (v: string) => {
+  const n = Number(v)
+  if (!Number.isFinite(n) || !check(n)) throw new InvalidArgumentError(`${what}, got "${v}"`)
+  return n
+}
+const collect = (v: string, prev: string[] = []) => [...prev, v]
+
+/**
+ * Register one command per preset (`prefpipe rlhf-v`, `prefpipe rlaif-v`, `prefpipe dpo-en-demo`): read the
+ * preset's data (a local `--input`, or the Hub), validate, process images, split, write the folder, the YAML and
+ * the report, print the summary, and optionally launch the training.
+ * @example
+ * registerPresetCommands(program) // in src/cli/main.ts
+ */
+export function registerPresetCommands(program: Command): void {
+  for (const preset of Object.values(PRESETS)) registerPreset(program, preset)
+}
+
+function registerPreset(program: Command, preset: Preset): void {
+  const image = preset.kind === 'image'
+  const cmd = program
+    .command(preset.name)
+    .description(preset.description)
+    .requiredOption('--out <dir>', 'output folder (an existing dataset_info.json there is merged)')
+    .option('--input <file>', `a local file in the preset's schema (${preset.defaults.formats.join(', ')}); default: ${preset.repo} from the Hub`)
+    .option('--name <name>', 'dataset name in dataset_info.json', preset.defaults.name)
+    .option('--eval <size>', 'eval split: a fraction in (0, 1), or a row count >= 1 (images never on both sides)', number('a fraction in (0, 1) or a count >= 1', (n) => n > 0 && (n < 1 || Number.isInteger(n))))
+    .option('--seed <n>', 'seed of the split', number('an integer', Number.isInteger), 0)
+    .option('--media-dir <dir>', 'for .json/.jsonl input: the folder image paths are relative to')
+    .option('--revision <rev>', 'Hub revision: branch, tag, commit sha or refs/convert/parquet (default main)')
+    .option('--file <path>', 'Hub file(s) to read, in order (repeatable; default: the parquet data files)', collect)
+    .option('--offline', 'use only the Hugging Face cache (as HF_HUB_OFFLINE=1)')
+    .option('--json', 'print the summary as JSON (report.json) instead of a table')
+    .addOption(new Option('--no-progress', 'no progress bars'))
+  if (preset.kind === 'text') cmd.addOption(new Option('--format <shape>', 'row shape').choices(['auto', 'sharegpt', 'alpaca']).default('auto'))
+  if (image) {
+    cmd
+      .option('--model <model>', 'qwen2-vl (default), qwen2.5-vl, qwen3-vl, or a Qwen-VL Hub id: sets the image grid and the YAML')
+      .option('--max-pixels <n>', 'image pixel budget (image_max_pixels in the YAML)', number('a whole number >= 784', (n) => Number.isInteger(n) && n >= 784))
+      .option('--quality <q>', 'JPEG quality of re-encoded images', number('1-100', (n) => Number.isInteger(n) && n >= 1 && n <= 100))
+      .option('--cutoff-len <n>', 'token budget per row (cutoff_len in the YAML); longer rows are rejected', number('a whole number >= 1', (n) => Number.isInteger(n) && n >= 1))
+      .addOption(new Option('--near-duplicates <what>', 'near-duplicate images: keep them in one group (split-aware) or drop their rows').choices(['group', 'drop']))
+      .option('--set <key=value>', 'override a key of train_dpo.yaml (repeatable; checked against LLaMA-Factory\'s keys)', collect, [])
+      .option('--base-yaml <file>', 'your own LLaMA-Factory YAML to start from (ours on top for the data keys, --set last)')
+      .option('--launch', 'then train: run `llamafactory-cli train` on the GPUs (see `prefpipe launch --help`)')
+    addLaunchOptions(cmd)
+  }
+  cmd.addHelpText(
+    'after',
+    `\nExamples:\n  npx prefpipe ${preset.name} --out data/${preset.defaults.name}                       # from the Hub (${preset.repo})\n` +
+      `  npx prefpipe ${preset.name} --input local.${preset.defaults.formats[0]} --out out/${preset.defaults.name} --eval 0.05 --seed 42\n` +
+      (image ? `  npx prefpipe ${preset.name} --out data/${preset.defaults.name} --launch --gpus 0-7\n` : ''),
+  )
+  cmd.action(async (opts: PrepareCliOptions) => run(preset, opts))
+}
+
+async function run(preset: Preset, opts: PrepareCliOptions): Promise<void> {
+  const controller = new AbortController()
+  const onSigint = () => controller.abort()
+  process.once('SIGINT', onSigint)
+  const rows = progressBar(opts.progress)
+  const bytes = byteProgress(process.stderr, opts.progress)
+  const onEvent = (e: PipelineEvent) => {
+    if (e.type === 'progress' && e.stage === 'hub' && e.totalBytes !== undefined && e.done === e.bytes) return bytes.update({ file: 'download', done: e.done, total: e.totalBytes })
+    rows.onEvent(e)
+  }
+  const runOptions: PresetRunOptions = {
+    out: opts.out,
+    ...(opts.input !== undefined ? { input: opts.input } : {}),
+    ...(opts.name !== undefined ? { name: opts.name } : {}),
+    ...(opts.mediaDir !== undefined ? { mediaDir: opts.mediaDir } : {}),
+    ...(opts.format !== undefined ? { format: opts.format } : {}),
+    ...(opts.eval !== undefined ? { eval: opts.eval } : {}),
+    seed: opts.seed,
+    ...(opts.model !== undefined ? { model: opts.model } : {}),
+    ...(opts.set?.length ? { set: opts.set } : {}),
+    ...(opts.baseYaml !== undefined ? { baseYaml: opts.baseYaml } : {}),
+    imageOptions: {
+      ...(opts.maxPixels !== undefined ? { maxPixels: opts.maxPixels } : {}),
+      ...(opts.quality !== undefined ? { quality: opts.quality } : {}),
+      ...(opts.cutoffLen !== undefined ? { cutoffLen: opts.cutoffLen } : {}),
+      ...(opts.nearDuplicates !== undefined ? { nearDuplicates: opts.nearDuplicates } : {}),
+    },
+    hub: {
+      ...(opts.revision !== undefined ? { revision: opts.revision } : {}),
+      ...(opts.file !== undefined ? { file: opts.file } : {}),
+      ...(opts.offline ? { offline: true } : {}),
+    },
+  }
+  let config: string | undefined
+  try {
+    const { result } = await preset.prepare(runOptions, { signal: controller.signal, onEvent })
+    rows.stop()
+    bytes.stop()
+    const summary = result.report.report
+    if (opts.json) process.stdout.write(JSON.stringify(summary, null, 2) + '\n')
+    else process.stdout.write(formatSummaryTable(summary, { html: relative(process.cwd(), result.report.html) || result.report.html }))
+    if (result.trainingConfig && !opts.json) process.stdout.write(`training config: ${relative(process.cwd(), result.trainingConfig.path) || result.trainingConfig.path}\n`)
+    if (summary.summary.kept === 0) {
+      process.stderr.write(`prefpipe: every row was rejected (${summary.summary.rejected}); see ${relative(process.cwd(), result.files.rejects) || result.files.rejects}\n`)
+      process.exitCode = 1
+      return
+    }
+    config = result.trainingConfig?.path
+  } catch (err) {
+    rows.stop()
+    bytes.stop()
+    if (isAbortError(err)) {
+      process.stderr.write('prefpipe: interrupted; nothing half-written was left in the output folder\n')
+      process.exitCode = 130
+      return
+    }
+    throw err
+  } finally {
+    process.off('SIGINT', onSigint)
+  }
+  if (opts.launch && config) await launchFromCli(config, [], opts)
+}
