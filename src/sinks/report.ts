@@ -234,6 +234,9 @@ export interface ReportJson {
 }
 
 /** Options of {@link writeReport}. */
+/** Counters that depend on what was on disk before the run (kept in `timings`, out of the stable part). */
+const VOLATILE_COUNTERS = ['imagesWritten', 'imagesExisting', 'filesDownloaded', 'filesFromCache', 'bytesDownloaded']
+
 export interface WriteReportOptions {
   /** The output folder the LLaMA-Factory sink wrote. */
   out: string
@@ -251,7 +254,8 @@ export interface WriteReportOptions {
   reasonDescriptions?: Record<string, string>
   /**
    * Stage counters that depend on what was on disk before the run, moved to `timings` so the rest stays the same
-   * between a first run and a re-run (default `['imagesWritten', 'imagesExisting']`).
+   * between a first run and a re-run (default: the sink's `imagesWritten`, `imagesExisting` and the Hub source's
+   * `filesDownloaded`, `filesFromCache`, `bytesDownloaded`).
    */
   volatileCounters?: string[]
 }
@@ -304,7 +308,7 @@ export async function writeReport(options: WriteReportOptions): Promise<WriteRep
   const manifest = await manifestOf(out, options.manifest)
   const visual = { ...VISUAL_DEFAULTS, ...options.visualTokens }
   const sampleCount = Math.max(0, Math.floor(options.samples ?? 24))
-  const volatile = new Set(options.volatileCounters ?? ['imagesWritten', 'imagesExisting'])
+  const volatile = new Set(options.volatileCounters ?? VOLATILE_COUNTERS)
   const descriptions: Record<string, string> = { ...REJECT_REASON_DESCRIPTIONS, ...options.reasonDescriptions }
 
   // Splits, train first.
