@@ -140,3 +140,11 @@ export { PRESETS, PRESET_NAMES, getPreset } from './presets/index.js'
 export type { Preset, PresetName } from './presets/index.js'
 export { inspectFile, imageSummary, parquetType } from './inspect.js'
 export type { InspectColumn, InspectImage, InspectOptions, InspectResult, InspectRow, InspectSample } from './inspect.js'
+
+// Config files (`prefpipe run prefpipe.yaml`)
+export { configSchema, isImageConfig, CONFIG_KEYS, SOURCE_FORMATS } from './config/schema.js'
+export type { PrefpipeConfig, PrefpipeConfigInput } from './config/schema.js'
+export { loadConfig, parseConfig, parseConfigValue, withDefaults, formatConfig, ConfigError } from './config/load.js'
+export type { ConfigIssue, LoadedConfig, ParseConfigOptions } from './config/load.js'
+export { runConfig, prepareFromConfig, configToPrepare, resolveConfigPaths, launchOptionsFromConfig } from './config/run.js'
+export type { ConfigRunResult } from './config/run.js'

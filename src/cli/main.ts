@@ -7,6 +7,8 @@ import { registerLaunch } from './commands/launch.js'
 import { registerMonitor } from './commands/monitor.js'
 import { registerPresetCommands } from './commands/prepare.js'
 import { registerPresets } from './commands/presets.js'
+import { registerRun } from './commands/run.js'
+import { addGlobalOptions } from './output.js'
 
 // commander: the usual choice for a typed Node CLI with subcommands, help and errors done right
 // (v14: v15 needs Node 22).
@@ -18,8 +20,10 @@ const program = new Command()
   .version(pkg.version)
   .showHelpAfterError()
   .exitOverride()
+addGlobalOptions(program)
 
 registerPresetCommands(program)
+registerRun(program)
 registerDownload(program)
 registerLaunch(program)
 registerMonitor(program)
@@ -34,7 +38,11 @@ Exit codes: 0 done; 1 the run failed (the message says why; every row rejected c
 Examples:
   npx prefpipe rlhf-v --input fixtures/rlhf-v-sample.parquet --out out/rlhf_v
   npx prefpipe rlhf-v --out data/rlhf_v --eval 0.05 --seed 42 --launch --gpus 0-7
-  npx prefpipe inspect fixtures/rlhf-v-sample.parquet`,
+  npx prefpipe inspect fixtures/rlhf-v-sample.parquet
+  npx prefpipe run prefpipe.yaml --set eval=0.05
+
+Output: -q/--quiet prints only errors (and the data asked for: --json, download paths, inspect); --verbose adds
+the stages' debug lines on stderr. No colours are printed; progress bars draw only when stderr is a terminal.`,
 )
 
 try {

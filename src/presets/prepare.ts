@@ -40,8 +40,8 @@ export interface PrepareOptions {
   imageOptions?: ProcessImagesOptions
   /** The model the YAML trains (`qwen2-vl` default, `qwen2.5-vl`, `qwen3-vl`, or a Hub id). */
   model?: string
-  /** `key=value` overrides of the YAML (OmegaConf typing), theirs win. */
-  set?: string[]
+  /** Overrides of the YAML, theirs win: `key=value` strings (OmegaConf typing), or `{ lora_rank: 16 }`. */
+  set?: readonly string[] | Record<string, unknown>
   /** A base YAML of yours: it wins over ours (except the data binding), and `set` wins over both. */
   baseYaml?: string
 }
@@ -76,7 +76,7 @@ export async function prepareDataset(opts: PrepareOptions, pipelineOptions: Pipe
         maxPixels,
         cutoffLen,
         ...(opts.model ? { model: opts.model } : {}),
-        ...(opts.set?.length ? { overrides: opts.set } : {}),
+        ...(opts.set !== undefined && Object.keys(opts.set).length > 0 ? { overrides: opts.set } : {}),
         ...(opts.baseYaml ? { baseYaml: opts.baseYaml } : {}),
       })
     : undefined

@@ -1,4 +1,5 @@
 import { Option, type Command } from 'commander'
+import { cliLogger, globalFlags } from '../output.js'
 import { isAbortError } from '../../pipeline/errors.js'
 import { downloadDataFiles } from '../../sources/hub/download.js'
 import { formatBytes } from '../../sources/hub/transfer.js'
@@ -52,18 +53,20 @@ export function registerDownload(program: Command, io: Partial<DownloadCommandIO
     .option('--offline', 'use the cache only, no network (as HF_HUB_OFFLINE=1)')
     .option('--json', 'print one JSON line per file: path, repo, file, commit, size, sha256, fromCache')
     .addOption(new Option('--no-progress', 'no progress on stderr'))
-    .action(async (repo: string, flags: DownloadFlags) => {
+    .action(async (repo: string, flags: DownloadFlags, command: Command) => {
+      const g = globalFlags(command)
       const controller = new AbortController()
       const onSigint = () => controller.abort()
       process.once('SIGINT', onSigint)
-      const bar = byteProgress(err, flags.progress)
+      const bar = byteProgress(err, flags.progress && !g.quiet)
+      const log = cliLogger(g, err)
       try {
         const { resolved, files } = await downloadDataFiles({
           repo,
           revision: flags.revision,
           env,
           signal: controller.signal,
-          log: { warn: (m) => err.write(`prefpipe: ${m}\n`), debug: () => {} },
+          log: { warn: log.warn, debug: log.debug },
           onProgress: bar.update,
           ...(flags.file ? { file: flags.file } : {}),
           ...(flags.split ? { split: flags.split } : {}),
@@ -79,7 +82,7 @@ export function registerDownload(program: Command, io: Partial<DownloadCommandIO
         }
         const fetched = files.filter((f) => !f.fromCache)
         const bytes = fetched.reduce((n, f) => n + f.size, 0)
-        err.write(
+        if (!g.quiet) err.write(
           `prefpipe download: ${resolved.repo}@${resolved.revision} (commit ${resolved.commit.slice(0, 7)}): ${files.length} file${files.length === 1 ? '' : 's'}, ` +
             `${fetched.length === 0 ? 'all in the cache' : `${formatBytes(bytes)} downloaded and sha256-verified`}\n`,
         )

@@ -1,4 +1,8 @@
-import { Command, InvalidArgumentError } from 'commander'
+import { Command, InvalidArgumentError, Option } from 'commander'
+import { existsSync } from 'node:fs'
+import { downloadDataFiles } from '../../sources/hub/download.js'
+import { byteProgress } from '../byte-progress.js'
+import { cliLogger, globalFlags, type GlobalFlags } from '../output.js'
 import { inspectFile, type InspectResult, type InspectRow } from '../../inspect.js'
 import { PRESET_NAMES } from '../../presets/index.js'
 
@@ -8,7 +12,52 @@ interface InspectCliOptions {
   check: number
   preset?: string
   mediaDir?: string
+  revision?: string
+  file?: string
+  offline?: boolean
   json?: boolean
+  progress: boolean
+}
+
+/** Where a Hub argument's file came from (`inspect owner/name`). */
+interface InspectHubOrigin {
+  repo: string
+  revision: string
+  commit: string
+  file: string
+  /** Every data file downloaded; the first is inspected. */
+  files: string[]
+}
+
+/** `owner/name`, as a Hub dataset id is written. */
+const REPO_RE = /^[A-Za-z0-9][\w.-]*\/[\w.-]+$/
+
+/**
+ * The local file to inspect: `arg` itself when it exists (or does not look like a repo id); otherwise the Hub
+ * dataset `arg`'s parquet data files (or `--file`) downloaded into the Hugging Face cache, the first of them.
+ */
+async function localFile(arg: string, opts: InspectCliOptions, flags: GlobalFlags): Promise<{ path: string; hub?: InspectHubOrigin }> {
+  if (existsSync(arg) || !REPO_RE.test(arg)) {
+    if (opts.revision !== undefined || opts.file !== undefined) throw new Error(`[prefpipe] inspect ${arg}: --revision and --file are for a Hub dataset (owner/name), not a local file`)
+    return { path: arg }
+  }
+  const bar = byteProgress(process.stderr, opts.progress && !flags.quiet)
+  const log = cliLogger(flags)
+  try {
+    const { resolved, files } = await downloadDataFiles({
+      repo: arg,
+      ...(opts.revision !== undefined ? { revision: opts.revision } : {}),
+      ...(opts.file !== undefined ? { file: opts.file } : {}),
+      ...(opts.offline ? { offline: true } : {}),
+      onProgress: bar.update,
+      log: { warn: log.warn, debug: log.debug },
+    })
+    const first = files[0]
+    if (!first) throw new Error(`[prefpipe] ${arg}@${resolved.revision}: no parquet data files; name one with --file`)
+    return { path: first.path, hub: { repo: resolved.repo, revision: resolved.revision, commit: resolved.commit, file: first.file, files: files.map((f) => f.file) } }
+  } finally {
+    bar.stop()
+  }
 }
 
 function count(value: string): number {
@@ -29,21 +78,29 @@ function count(value: string): number {
 export function registerInspect(program: Command): Command {
   return program
     .command('inspect')
-    .description('look into a dataset file (parquet, json, jsonl): schema, row groups, first rows as records, what validation would reject; writes nothing')
-    .argument('<file>', 'a local .parquet, .json or .jsonl file')
+    .description('look into a dataset file (parquet, json, jsonl) or a Hub dataset (owner/name): schema, row groups, first rows as records, what validation would reject')
+    .argument('<file>', 'a local .parquet, .json or .jsonl file, or a Hub dataset owner/name (its parquet data files are downloaded into the cache)')
     .option('-n, --rows <n>', 'rows to show, mapped to the record', count, 5)
     .option('--check <n>', 'rows to read and validate (from the start)', count, 1000)
     .option('--preset <name>', `read the rows as this preset does (${PRESET_NAMES.join(', ')}); default: detect the row shape`)
     .option('--media-dir <dir>', 'for .json/.jsonl input: folder the image paths are relative to')
+    .option('--revision <rev>', 'Hub dataset: branch, tag, commit sha or refs/convert/parquet (default main)')
+    .option('--file <path>', 'Hub dataset: the file to inspect (default: the first parquet data file)')
+    .option('--offline', 'Hub dataset: use only the Hugging Face cache (as HF_HUB_OFFLINE=1)')
     .option('--json', 'print the result as JSON')
-    .action(async (file: string, opts: InspectCliOptions) => {
-      const result = await inspectFile(file, {
+    .addOption(new Option('--no-progress', 'no download progress'))
+    .addHelpText('after', `\nExamples:\n  npx prefpipe inspect fixtures/rlhf-v-sample.parquet\n  npx prefpipe inspect llamafactory/RLHF-V --rows 2\n  npx prefpipe inspect openbmb/RLAIF-V-Dataset --file RLAIF-V-Dataset_000.parquet --json`)
+    .action(async (arg: string, opts: InspectCliOptions, command: Command) => {
+      const { path: file, hub } = await localFile(arg, opts, globalFlags(command))
+      const inspected = await inspectFile(file, {
         rows: opts.rows,
         check: opts.check,
         ...(opts.preset !== undefined ? { preset: opts.preset } : {}),
         ...(opts.mediaDir !== undefined ? { mediaDir: opts.mediaDir } : {}),
       })
-      process.stdout.write(opts.json ? `${JSON.stringify(result, null, 2)}\n` : formatInspect(result))
+      const result = hub ? { ...inspected, hub } : inspected
+      const origin = hub ? `${hub.repo}@${hub.revision} (commit ${hub.commit.slice(0, 7)}): ${hub.file}${hub.files.length > 1 ? ` (1 of ${hub.files.length} data files)` : ''}\n` : ''
+      process.stdout.write(opts.json ? `${JSON.stringify(result, null, 2)}\n` : origin + formatInspect(result))
     })
 }
 

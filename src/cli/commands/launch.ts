@@ -2,10 +2,12 @@ import { Command, InvalidArgumentError, Option } from 'commander'
 import { launchTraining, type LaunchOptions } from '../../launch/launch.js'
 import { PreflightError } from '../../launch/preflight.js'
 import { ZERO_PRESETS, type ZeroPreset } from '../../launch/deepspeed.js'
+import type { GpuSpec } from '../../launch/gpus.js'
+import { globalFlags } from '../output.js'
 
 /** The launch flags as commander parses them. */
 export interface LaunchCliOptions {
-  gpus?: string
+  gpus?: GpuSpec
   nnodes?: number
   nodeRank?: number
   masterAddr?: string
@@ -140,8 +142,9 @@ Examples:
   prefpipe launch data/rlhf_v/train_dpo.yaml --gpus 8 --deepspeed z3 learning_rate=1.0e-5
   prefpipe launch data/rlhf_v/train_dpo.yaml --nnodes 2 --node-rank 0 --master-addr 10.0.0.1 --master-port 29500`,
   )
-  cmd.action(async (config: string, overrides: string[], opts: LaunchCliOptions) => {
-    await launchFromCli(config, overrides, opts)
+  cmd.action(async (config: string, overrides: string[], opts: LaunchCliOptions, command: Command) => {
+    // --quiet: no live progress (the training's own output and the final summary still show).
+    await launchFromCli(config, overrides, globalFlags(command).quiet ? { ...opts, monitor: false } : opts)
   })
   return cmd
 }

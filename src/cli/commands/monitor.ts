@@ -1,5 +1,7 @@
 import { Command, InvalidArgumentError, Option } from 'commander'
+import { Writable } from 'node:stream'
 import { monitorTraining } from '../../launch/monitor.js'
+import { globalFlags } from '../output.js'
 
 interface MonitorCliOptions {
   follow: boolean
@@ -42,7 +44,8 @@ export function registerMonitor(program: Command): Command {
         })
         .hideHelp(),
     )
-    .action(async (target: string, opts: MonitorCliOptions) => {
+    .action(async (target: string, opts: MonitorCliOptions, command: Command) => {
+      const { quiet } = globalFlags(command)
       const ac = new AbortController()
       const onSigint = () => {
         if (ac.signal.aborted) process.exit(130)
@@ -55,7 +58,9 @@ export function registerMonitor(program: Command): Command {
           target,
           follow: opts.follow,
           plots: opts.plots,
-          progress: opts.progress,
+          progress: opts.progress && !quiet,
+          // --quiet: no live progress lines (stderr); the summary (stdout) still shows.
+          ...(quiet ? { stderr: new Writable({ write: (_chunk, _enc, done) => done() }) } : {}),
           waitResultsMs: Math.round(opts.wait * 1000),
           signal: ac.signal,
           ...(opts.pollMs !== undefined ? { pollMs: opts.pollMs } : {}),

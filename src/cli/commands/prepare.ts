@@ -1,10 +1,11 @@
 import { Command, InvalidArgumentError, Option } from 'commander'
 import { relative } from 'node:path'
-import { isAbortError, type PipelineEvent } from '../../pipeline/index.js'
+import { isAbortError, type PipelineEvent, type PipelineOptions, type PipelineResult } from '../../pipeline/index.js'
 import { PRESETS, type Preset } from '../../presets/index.js'
-import type { PresetRunOptions } from '../../presets/prepare.js'
+import type { PresetRunOptions, PreparedFolder } from '../../presets/prepare.js'
 import { formatSummaryTable } from '../../sinks/report.js'
 import { byteProgress } from '../byte-progress.js'
+import { cliLogger, globalFlags, type GlobalFlags } from '../output.js'
 import { progressBar } from '../progress.js'
 import { addLaunchOptions, launchFromCli, type LaunchCliOptions } from './launch.js'
 
@@ -84,19 +85,10 @@ function registerPreset(program: Command, preset: Preset): void {
       `  npx prefpipe ${preset.name} --input local.${preset.defaults.formats[0]} --out out/${preset.defaults.name} --eval 0.05 --seed 42\n` +
       (image ? `  npx prefpipe ${preset.name} --out data/${preset.defaults.name} --launch --gpus 0-7\n` : ''),
   )
-  cmd.action(async (opts: PrepareCliOptions) => run(preset, opts))
+  cmd.action(async (opts: PrepareCliOptions, command: Command) => run(preset, opts, globalFlags(command)))
 }
 
-async function run(preset: Preset, opts: PrepareCliOptions): Promise<void> {
-  const controller = new AbortController()
-  const onSigint = () => controller.abort()
-  process.once('SIGINT', onSigint)
-  const rows = progressBar(opts.progress)
-  const bytes = byteProgress(process.stderr, opts.progress)
-  const onEvent = (e: PipelineEvent) => {
-    if (e.type === 'progress' && e.stage === 'hub' && e.totalBytes !== undefined && e.done === e.bytes) return bytes.update({ file: 'download', done: e.done, total: e.totalBytes })
-    rows.onEvent(e)
-  }
+async function run(preset: Preset, opts: PrepareCliOptions, flags: GlobalFlags): Promise<void> {
   const runOptions: PresetRunOptions = {
     out: opts.out,
     ...(opts.input !== undefined ? { input: opts.input } : {}),
@@ -120,32 +112,71 @@ async function run(preset: Preset, opts: PrepareCliOptions): Promise<void> {
       ...(opts.offline ? { offline: true } : {}),
     },
   }
-  let config: string | undefined
+  const config = await prepareAndReport((o) => preset.prepare(runOptions, o), { json: opts.json === true, progress: opts.progress }, flags)
+  if (opts.launch && config) await launchFromCli(config, [], { ...opts, ...(flags.quiet ? { monitor: false } : {}) })
+}
+
+/** How {@link prepareAndReport} shows a run. */
+export interface ReportDisplayOptions {
+  /** Print report.json instead of the summary table. */
+  json: boolean
+  /** Progress bars on stderr (only on a terminal). */
+  progress: boolean
+}
+
+/**
+ * Run a prepare (a preset's, or a config's) with progress bars, Ctrl-C and the logger of the global flags,
+ * then print the summary table (or `--json` report) and set the exit code: 1 when every row was rejected, 130
+ * when interrupted. Returns the training config's path when the run wrote one and kept rows.
+ * @example
+ * const yaml = await prepareAndReport((o) => preset.prepare(runOptions, o), { json: false, progress: true }, flags)
+ */
+export async function prepareAndReport(
+  prepare: (pipelineOptions: PipelineOptions) => Promise<PipelineResult<PreparedFolder>>,
+  display: ReportDisplayOptions,
+  flags: GlobalFlags,
+): Promise<string | undefined> {
+  const controller = new AbortController()
+  const onSigint = () => controller.abort()
+  process.once('SIGINT', onSigint)
+  const show = display.progress && !flags.quiet
+  const rows = progressBar(show)
+  const bytes = byteProgress(process.stderr, show)
+  const log = cliLogger(flags)
+  const started = new Map<string, number>()
+  const onEvent = (e: PipelineEvent) => {
+    if (flags.verbose && e.type === 'stage-start') {
+      started.set(e.stage, performance.now())
+      log.debug(`stage ${e.stage} started`)
+    }
+    if (flags.verbose && e.type === 'stage-end') log.debug(`stage ${e.stage} ${e.ok ? 'finished' : 'failed'} after ${Math.round(performance.now() - (started.get(e.stage) ?? performance.now()))} ms`)
+    if (e.type === 'progress' && e.stage === 'hub' && e.totalBytes !== undefined && e.done === e.bytes) return bytes.update({ file: 'download', done: e.done, total: e.totalBytes })
+    rows.onEvent(e)
+  }
   try {
-    const { result } = await preset.prepare(runOptions, { signal: controller.signal, onEvent })
+    const { result } = await prepare({ signal: controller.signal, onEvent, log })
     rows.stop()
     bytes.stop()
     const summary = result.report.report
-    if (opts.json) process.stdout.write(JSON.stringify(summary, null, 2) + '\n')
-    else process.stdout.write(formatSummaryTable(summary, { html: relative(process.cwd(), result.report.html) || result.report.html }))
-    if (result.trainingConfig && !opts.json) process.stdout.write(`training config: ${relative(process.cwd(), result.trainingConfig.path) || result.trainingConfig.path}\n`)
+    if (display.json) process.stdout.write(JSON.stringify(summary, null, 2) + '\n')
+    else if (!flags.quiet) process.stdout.write(formatSummaryTable(summary, { html: relative(process.cwd(), result.report.html) || result.report.html }))
+    if (result.trainingConfig && !display.json && !flags.quiet) process.stdout.write(`training config: ${relative(process.cwd(), result.trainingConfig.path) || result.trainingConfig.path}\n`)
     if (summary.summary.kept === 0) {
       process.stderr.write(`prefpipe: every row was rejected (${summary.summary.rejected}); see ${relative(process.cwd(), result.files.rejects) || result.files.rejects}\n`)
       process.exitCode = 1
-      return
+      return undefined
     }
-    config = result.trainingConfig?.path
+    return result.trainingConfig?.path
   } catch (err) {
     rows.stop()
     bytes.stop()
     if (isAbortError(err)) {
       process.stderr.write('prefpipe: interrupted; nothing half-written was left in the output folder\n')
       process.exitCode = 130
-      return
+      return undefined
     }
     throw err
   } finally {
     process.off('SIGINT', onSigint)
   }
-  if (opts.launch && config) await launchFromCli(config, [], opts)
 }
