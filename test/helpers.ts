@@ -58,3 +58,16 @@ export function fdsOn(path: string): number {
   }
   return n
 }
+
+/** What each broken row of the sample breaks (`fixtures/rlhf-v-sample.expected.json` "breaks") -> our reason code. */
+export const SAMPLE_REASON_OF: Record<string, string> = {
+  'empty rejected': 'response_empty',
+  'chosen identical to rejected': 'responses_identical',
+  'even turn count': 'prompt_count_even',
+  '<image> in chosen': 'placeholder_in_response',
+  'image count mismatch': 'image_count_mismatch',
+  'chosen role not assistant': 'response_role',
+  'empty image bytes': 'image_empty',
+  'raw qwen special token': 'special_token',
+  'wrong role order': 'role_order',
+}

@@ -7,7 +7,7 @@ import { formatInspect, registerInspect } from '../src/cli/commands/inspect.js'
 import { formatPresets, registerPresets } from '../src/cli/commands/presets.js'
 import { inspectFile } from '../src/inspect.js'
 import { PRESETS } from '../src/presets/index.js'
-import { ROOT, SAMPLE, fdsOn } from './helpers.js'
+import { ROOT, SAMPLE, fdsOn, SAMPLE_REASON_OF } from './helpers.js'
 import { PRESET_FIXTURES, expectedRows } from './presets/helpers.js'
 
 const RLAIF = join(PRESET_FIXTURES, 'rlaif-v-sample.parquet')
@@ -19,17 +19,7 @@ interface SampleExpected {
   breaks: string | null
   image_sha256: string[]
 }
-const REASON_OF: Record<string, string> = {
-  'empty rejected': 'response_empty',
-  'chosen identical to rejected': 'responses_identical',
-  'even turn count': 'prompt_count_even',
-  '<image> in chosen': 'placeholder_in_response',
-  'image count mismatch': 'image_count_mismatch',
-  'chosen role not assistant': 'response_role',
-  'empty image bytes': 'image_empty',
-  'raw qwen special token': 'special_token',
-  'wrong role order': 'role_order',
-}
+const REASON_OF = SAMPLE_REASON_OF
 
 const TURN = 'struct<from: string, value: string>'
 

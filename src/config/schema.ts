@@ -23,7 +23,7 @@
  */
 import { z } from 'zod'
 import { PRESET_NAMES } from '../presets/index.js'
-import { ZERO_PRESETS } from '../launch/deepspeed.js'
+import { launchOptionsShape } from '../launch/launch.js'
 
 const path = z.string().min(1, 'must not be empty')
 const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/
@@ -80,21 +80,23 @@ const imagesSchema = z.strictObject({
 })
 
 /** `launch:` the `prefpipe launch` flags, spelled in camelCase. */
+const l = launchOptionsShape
 const launchSchema = z.strictObject({
-  gpus: z.union([z.int().min(1), z.array(z.int().min(0)).min(1), z.string().min(1)]).optional(),
-  nnodes: z.int().min(1).optional(),
-  nodeRank: z.int().min(0).optional(),
-  masterAddr: z.string().min(1).optional(),
-  masterPort: z.int().min(1).max(65535).optional(),
-  deepspeed: z.enum(ZERO_PRESETS).optional(),
-  dryRun: z.boolean().optional(),
-  preflight: z.boolean().optional(),
-  images: z.enum(['all', 'sample', 'none']).optional(),
-  imageSample: z.int().min(1).optional(),
+  gpus: l.gpus,
+  nnodes: l.nnodes,
+  nodeRank: l.nodeRank,
+  masterAddr: l.masterAddr,
+  masterPort: l.masterPort,
+  deepspeed: l.deepspeed,
+  dryRun: l.dryRun,
+  preflight: l.preflight,
+  images: l.images,
+  imageSample: l.imageSample,
+  // seconds, as the CLI's --grace (the library's option is graceMs)
   grace: z.number().min(0).optional(),
-  monitor: z.boolean().optional(),
-  plots: z.boolean().optional(),
-  cli: z.string().min(1).optional(),
+  monitor: l.monitor,
+  plots: l.plots,
+  cli: l.cli,
 })
 
 const scalar = z.union([z.string(), z.number(), z.boolean(), z.null()])

@@ -2,20 +2,9 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { ROOT, SAMPLE, prefpipe, treeDigest, type Run } from '../helpers.js'
+import { ROOT, SAMPLE, prefpipe, treeDigest, type Run, SAMPLE_REASON_OF } from '../helpers.js'
 
-/** What each broken row of the sample breaks (fixtures/rlhf-v-sample.expected.json) -> our reason code. */
-const REASON_OF: Record<string, string> = {
-  'empty rejected': 'response_empty',
-  'chosen identical to rejected': 'responses_identical',
-  'even turn count': 'prompt_count_even',
-  '<image> in chosen': 'placeholder_in_response',
-  'image count mismatch': 'image_count_mismatch',
-  'chosen role not assistant': 'response_role',
-  'empty image bytes': 'image_empty',
-  'raw qwen special token': 'special_token',
-  'wrong role order': 'role_order',
-}
+const REASON_OF = SAMPLE_REASON_OF
 
 interface Expected {
   row: number
