@@ -1,3 +1,4 @@
+import { z } from 'zod'
 import { createReadStream, type ReadStream } from 'node:fs'
 import { readFile, stat } from 'node:fs/promises'
 import { basename, dirname, extname, isAbsolute, resolve } from 'node:path'
@@ -5,9 +6,20 @@ import { createInterface, type Interface } from 'node:readline'
 import type { RowMapper } from '../formats/mapper.js'
 import { resolveMapping, sharegptToSample, type SharegptMapping } from '../formats/sharegpt.js'
 import { abortError } from '../pipeline/errors.js'
+import { checkOptions } from '../pipeline/options.js'
 import { named } from '../pipeline/stage.js'
 import type { Source, StageContext } from '../pipeline/types.js'
 import type { PreferenceSample } from '../record.js'
+
+const jsonOptionsSchema = z.strictObject({
+  path: z.string().min(1, 'must be the path of a .json or .jsonl file'),
+  mediaDir: z.string().min(1).optional(),
+  name: z.string().min(1).optional(),
+  progressEvery: z.int().min(1).optional(),
+  columns: z.record(z.string(), z.string().min(1)).optional(),
+  tags: z.record(z.string(), z.string().min(1)).optional(),
+  mapRow: z.custom<RowMapper>((v) => typeof v === 'function', 'must be a row mapper function').optional(),
+})
 
 /** Options of {@link jsonSource}. `columns` and `tags` are spelled as in LLaMA-Factory's `dataset_info.json`. */
 export interface JsonSourceOptions extends SharegptMapping {
@@ -62,6 +74,7 @@ export interface JsonSourceOptions extends SharegptMapping {
  * jsonSource({ path: 'comparison_gpt4_data_en.json', mapRow: alpacaMapper() })
  */
 export function jsonSource(options: JsonSourceOptions): Source<PreferenceSample> {
+  checkOptions('jsonSource()', jsonOptionsSchema, options)
   const mapRow = options.mapRow
   if (mapRow && (options.columns !== undefined || options.tags !== undefined)) {
     throw new Error('[prefpipe] jsonSource: give either mapRow or columns/tags (the sharegpt mapping), not both')

@@ -1,3 +1,4 @@
+import { z } from 'zod'
 import { open, type FileHandle } from 'node:fs/promises'
 import { basename, resolve } from 'node:path'
 import { parquetMetadataAsync, parquetReadObjects, parquetSchema, readOffsetIndex } from 'hyparquet'
@@ -6,6 +7,7 @@ import { compressors as defaultCompressors } from 'hyparquet-compressors'
 import type { RowMapper } from '../formats/mapper.js'
 import { resolveMapping, sharegptToSample, type SharegptMapping } from '../formats/sharegpt.js'
 import { abortError } from '../pipeline/errors.js'
+import { checkOptions } from '../pipeline/options.js'
 import { named } from '../pipeline/stage.js'
 import type { Source, StageContext } from '../pipeline/types.js'
 import type { PreferenceSample } from '../record.js'
@@ -86,6 +88,22 @@ export async function openFileBuffer(path: string): Promise<ClosableAsyncBuffer>
 }
 
 /** Options of {@link parquetSource}. `columns` and `tags` are spelled as in LLaMA-Factory's `dataset_info.json`. */
+const isFunction = (v: unknown) => typeof v === 'function'
+const mappingShape = {
+  columns: z.record(z.string(), z.string().min(1)).optional(),
+  tags: z.record(z.string(), z.string().min(1)).optional(),
+  mapRow: z.custom<RowMapper>(isFunction, 'must be a row mapper function').optional(),
+}
+const parquetOptionsSchema = z.strictObject({
+  path: z.string().min(1, 'must be the path of a parquet file'),
+  name: z.string().min(1).optional(),
+  compressors: z.record(z.string(), z.custom(isFunction, 'must be a decompressor function')).optional(),
+  windowRows: z.int().min(1).optional(),
+  windowMinBytes: z.int().min(0).optional(),
+  open: z.custom(isFunction, 'must be a function (path) => Promise<ClosableAsyncBuffer>').optional(),
+  ...mappingShape,
+})
+
 export interface ParquetSourceOptions extends SharegptMapping {
   /** The parquet file. */
   path: string
@@ -166,6 +184,7 @@ const DEFAULT_WINDOW_MIN_BYTES = 16 * 1024 * 1024
  * parquetSource({ path: 'RLAIF-V-Dataset_000.parquet', mapRow: rlaifVMapper() })
  */
 export function parquetSource(options: ParquetSourceOptions): Source<PreferenceSample> {
+  checkOptions('parquetSource()', parquetOptionsSchema, options)
   const mapRow = options.mapRow
   if (mapRow && (options.columns !== undefined || options.tags !== undefined)) {
     throw new Error('[prefpipe] parquetSource: give either mapRow or columns/tags (the sharegpt mapping), not both')

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
 import { z } from 'zod'
+import { optionsError } from '../pipeline/options.js'
 import { pipeline } from '../pipeline/pipeline.js'
 import { named } from '../pipeline/stage.js'
 import type { PipelineOptions, PipelineResult, Sink, Source, StageContext, Transform } from '../pipeline/types.js'
@@ -97,12 +98,7 @@ const planSchema = z.strictObject({
   stratify: stratifySchema.optional(),
 })
 
-function invalid(fn: string, error: z.ZodError): TypeError {
-  const issue = error.issues[0]!
-  if (issue.code === 'unrecognized_keys') return new TypeError(`[prefpipe] ${fn}: unknown option "${issue.keys.join('", "')}"`)
-  const path = issue.path.map(String).join('.')
-  return new TypeError(`[prefpipe] ${fn}: option "${path || 'options'}" is invalid: ${issue.message}`)
-}
+const invalid = optionsError
 
 // ---------------------------------------------------------------------------------------------------------------
 // Group keys

@@ -1,3 +1,5 @@
+import { z } from 'zod'
+import { checkOptions } from '../../pipeline/options.js'
 import type { SharegptMapping } from '../../formats/sharegpt.js'
 import { named } from '../../pipeline/stage.js'
 import type { Source, StageContext } from '../../pipeline/types.js'
@@ -17,6 +19,19 @@ export interface HubDownloadProgress extends DownloadProgress {
   allDone: number
   allTotal: number
 }
+
+// The keys a user types; callbacks, the signal and the parquet pass-through are checked where they are used.
+const hubOptionsSchema = z.looseObject({
+  repo: z.string().regex(/^[\w.-]+\/[\w.-]+$/, 'must be "owner/name" of a dataset repo, e.g. llamafactory/RLHF-V'),
+  revision: z.string().min(1).optional(),
+  file: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]).optional(),
+  split: z.string().min(1).optional(),
+  config: z.string().min(1).optional(),
+  token: z.string().min(1).optional(),
+  endpoint: z.url().optional(),
+  cacheDir: z.string().min(1).optional(),
+  offline: z.boolean().optional(),
+})
 
 /** Options of {@link hubParquet}. `columns` and `tags` are spelled as in LLaMA-Factory's `dataset_info.json`. */
 export interface HubParquetOptions extends HubOptions, SharegptMapping, Pick<PickDataFilesOptions, 'split' | 'config'> {
@@ -78,6 +93,7 @@ export interface HubParquetSource extends Source<PreferenceSample> {
  * console.log(source.inputs())
  */
 export function hubParquet(o: HubParquetOptions): HubParquetSource {
+  checkOptions('hubParquet()', hubOptionsSchema, o)
   const revision = o.revision ?? 'main'
   const files = o.file === undefined ? undefined : Array.isArray(o.file) ? o.file : [o.file]
   const pick = { ...(o.split !== undefined ? { split: o.split } : {}), ...(o.config !== undefined ? { config: o.config } : {}) }
