@@ -1,0 +1,86 @@
+#!/usr/bin/env node
+// Where the images stage spends CPU, step by step, per distinct image: one image at a time, one libvips
+// thread, CPU time of the process around each step (so other load on the machine does not count).
+//   node bench/profile-images.mjs [--limit 600] [--scale 1]
+// Steps are the stage's own functions from dist/transforms/images (run `npm run build` first), then the
+// floor's single sharp call with its settings, and alternatives the stage could use. Prints a table and
+// appends a JSON line to bench/results/profile-images.jsonl.
+import { createHash } from 'node:crypto'
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { pathToFileURL } from 'node:url'
+import sharp from 'sharp'
+import { ROOT, args, fmt, load, machine, record, table } from './lib/common.mjs'
+import { extract, imagesDir } from './extract-images.mjs'
+
+const a = args()
+const scale = a.scale ?? 1
+const limit = a.limit ?? 600
+const mod = await import(pathToFileURL(join(ROOT, 'dist', 'transforms', 'images', 'index.js')).href)
+const { probeImage, reencodeImage, perceptualHash, phashFromGrey } = mod
+const idx = await extract(scale)
+const dir = imagesDir(scale)
+// every k-th image, so the sample has the file's mix of sizes and formats
+const step = Math.max(1, Math.floor(idx.images.length / limit))
+const items = idx.images.filter((_, i) => i % step === 0).slice(0, limit).map((i) => ({ ...i, buf: readFileSync(join(dir, i.file)) }))
+sharp.concurrency(1)
+const guard = { limitInputPixels: 89_478_485, failOn: 'error', inputFormats: ['jpeg', 'png', 'webp', 'gif', 'tiff', 'avif', 'heif'], animated: 'reject' }
+const enc = { format: 'jpeg', quality: 90, chromaSubsampling: '4:2:0' }
+
+const steps = {}
+async function t(name, fn) {
+  const c0 = process.cpuUsage()
+  const w0 = performance.now()
+  const r = await fn()
+  const c = process.cpuUsage(c0)
+  const s = (steps[name] ??= { cpu: 0, wall: 0, n: 0 })
+  s.cpu += (c.user + c.system) / 1000
+  s.wall += performance.now() - w0
+  s.n++
+  return r
+}
+
+// warm up sharp and the JIT
+for (const it of items.slice(0, 5)) await sharp(it.buf).resize(64, 64).jpeg().toBuffer()
+
+for (const it of items) {
+  const [w, h] = it.target
+  const target = { width: w, height: h }
+  await t('stage: sha256 of the source', () => createHash('sha256').update(it.buf).digest('hex'))
+  await t('stage: probe (sharp metadata)', () => probeImage(it.buf, guard))
+  const out = await t('stage: reencode (decode, lanczos3, jpeg optimiseCoding)', () => reencodeImage(it.buf, target, guard, enc))
+  await t('stage: pHash of the output (decode it again, 32x32)', () => perceptualHash(out.bytes, guard))
+  await t('stage: sha256 of the output', () => createHash('sha256').update(out.bytes).digest('hex'))
+  // the floor's call with the stage's settings, and with the fastest settings
+  await t('floor: resize+encode, lanczos3, optimiseCoding on', () => sharp(it.buf).resize(w, h, { fit: 'fill', kernel: 'lanczos3' }).jpeg({ quality: 90, chromaSubsampling: '4:2:0' }).toBuffer())
+  await t('alt: lanczos3, optimiseCoding off', () => sharp(it.buf).resize(w, h, { fit: 'fill', kernel: 'lanczos3' }).jpeg({ quality: 90, chromaSubsampling: '4:2:0', optimiseCoding: false }).toBuffer())
+  await t('alt: cubic, optimiseCoding off', () => sharp(it.buf).resize(w, h, { fit: 'fill', kernel: 'cubic' }).jpeg({ quality: 90, chromaSubsampling: '4:2:0', optimiseCoding: false }).toBuffer())
+  await t('alt: same but autoOrient+flatten+toColourspace (as the stage)', () =>
+    sharp(it.buf).autoOrient().resize(w, h, { fit: 'fill', kernel: 'lanczos3' }).flatten({ background: '#ffffff' }).toColourspace('srgb').jpeg({ quality: 90, chromaSubsampling: '4:2:0' }).toBuffer())
+  // pHash without a second full decode: the 32x32 grey from the resized pixels already in hand
+  await t('alt: pHash from the source with shrink-on-load', async () => {
+    const { data } = await sharp(it.buf).resize(32, 32, { fit: 'fill', kernel: 'lanczos3' }).toColourspace('b-w').raw().toBuffer({ resolveWithObject: true })
+    return phashFromGrey(new Uint8Array(data.buffer, data.byteOffset, data.byteLength))
+  })
+  for (const [label, kernel, optimiseCoding] of [['lanczos3, optimiseCoding on', 'lanczos3', true], ['cubic, optimiseCoding off', 'cubic', false]]) {
+    await t(`alt: resize once to raw, then encode + 32x32 grey from the raw (${label})`, async () => {
+      const { data, info } = await sharp(it.buf).resize(w, h, { fit: 'fill', kernel }).raw().toBuffer({ resolveWithObject: true })
+      const rawIn = { raw: { width: info.width, height: info.height, channels: info.channels } }
+      const [jpg, grey] = await Promise.all([
+        sharp(data, rawIn).jpeg({ quality: 90, chromaSubsampling: '4:2:0', optimiseCoding }).toBuffer(),
+        sharp(data, rawIn).resize(32, 32, { fit: 'fill', kernel: 'lanczos3' }).toColourspace('b-w').raw().toBuffer(),
+      ])
+      return [jpg, phashFromGrey(new Uint8Array(grey.buffer, grey.byteOffset, grey.byteLength))]
+    })
+  }
+}
+
+const rows = Object.entries(steps).map(([name, s]) => [name, fmt(s.cpu / s.n, 2), fmt((s.cpu / s.n) * idx.distinct / 1000, 1), fmt(s.wall / s.n, 2)])
+const stageTotal = Object.entries(steps).filter(([n]) => n.startsWith('stage:')).reduce((acc, [, s]) => acc + s.cpu / s.n, 0)
+const floorStage = steps['floor: resize+encode, lanczos3, optimiseCoding on']
+const l = load()
+console.log(`${items.length} of ${idx.distinct} distinct images (every ${step}th), one at a time, sharp.concurrency 1; ${l.uptime}`)
+console.log()
+console.log(table(['step', 'cpu ms / image', `cpu s for all ${idx.distinct}`, 'wall ms / image'], rows))
+console.log(`stage steps total: ${fmt(stageTotal)} ms cpu / image = ${fmt(stageTotal / (floorStage.cpu / floorStage.n))} x the floor call with the same settings`)
+record('profile-images', { date: new Date().toISOString(), machine: await machine(), load: l.loadavg, images: items.length, steps: Object.fromEntries(Object.entries(steps).map(([k, s]) => [k, { cpuMs: Math.round((s.cpu / s.n) * 100) / 100, wallMs: Math.round((s.wall / s.n) * 100) / 100 }])) })
