@@ -5,6 +5,8 @@
 //   node bench/run.mjs --runs 5        # more rounds
 //   node bench/run.mjs --quick         # validation: 1 round, 400-row slice of everything, no growth (minutes)
 //   node bench/run.mjs --only floor,e2e,python,layouts,growth   (any subset; default all)
+//   node bench/run.mjs --only floor,e2e,python --core --floor-sweep none --floor-best 4,cubic,noopt
+//                                      # just the target ratios: floor (given setting), CLI, Python 1 and 2
 //   node bench/run.mjs --growth-scale 4 --floor-sweep full|short|none --variants c4,uv8,c4uv8,nocache,arena2
 //
 // Needs: `npm run build` done (dist/), .venv (bash scripts/python-venv.sh), GNU time at /usr/bin/time.
@@ -189,6 +191,11 @@ let cliDoesImages = false
 
 // 1. floor sweep: one run per setting, the best goes into the rounds
 let best = { inflight: 4, kernel: 'lanczos3', encoder: 'default' }
+if (a['floor-best']) {
+  const [inflight, kernel, encoder] = String(a['floor-best']).split(',')
+  best = { inflight: Number(inflight), kernel, encoder }
+}
+const CORE = !!a.core // rounds of the target runs only: floor best, CLI, Python 1 and 2
 const stageLike = { inflight: 2, kernel: 'lanczos3', encoder: 'default' } // what processImages does by default on 2 cores
 const sweepRows = []
 if (ONLY.has('floor') && SWEEP !== 'none') {
@@ -216,15 +223,15 @@ for (let round = 1; round <= RUNS; round++) {
   console.log(`round ${round}/${RUNS}  (${load().uptime})`)
   if (ONLY.has('floor')) {
     R.floorBest.push(await floorImages(best, ' (best)'))
-    if (floorName(best) !== floorName(stageLike)) R.floorStage.push(await floorImages(stageLike, ' (stage settings)'))
-    R.floorPq.push(await floorParquet(rg100))
+    if (!CORE && floorName(best) !== floorName(stageLike)) R.floorStage.push(await floorImages(stageLike, ' (stage settings)'))
+    if (!CORE) R.floorPq.push(await floorParquet(rg100))
   }
   if (ONLY.has('e2e')) {
     R.cli.push(await cli(rg100, 'rg100'))
-    if (cliDoesImages) R.preset.push(await presetRun(rg100, 'rg100'))
-    if (distHasImages) R.pipe.push(await composed(rg100, 'rg100 images'))
-    R.pipeNoImg.push(await composed(rg100, 'rg100 no images', false))
-    if (cliDoesImages) for (const k of variantKeys) R.variants[k].push(await presetRun(rg100, `rg100, ${VARIANTS[k].label}`, VARIANTS[k].opts, VARIANTS[k].env))
+    if (cliDoesImages && !CORE) R.preset.push(await presetRun(rg100, 'rg100'))
+    if (distHasImages && !CORE) R.pipe.push(await composed(rg100, 'rg100 images'))
+    if (!CORE) R.pipeNoImg.push(await composed(rg100, 'rg100 no images', false))
+    if (cliDoesImages && !CORE) for (const k of variantKeys) R.variants[k].push(await presetRun(rg100, `rg100, ${VARIANTS[k].label}`, VARIANTS[k].opts, VARIANTS[k].env))
   }
   if (ONLY.has('python')) {
     R.py1.push(await python(rg100, 1))
