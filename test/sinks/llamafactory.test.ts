@@ -230,17 +230,20 @@ describe('llamaFactory sink', () => {
     await mkdir(join(dir, 'media', 'sub'), { recursive: true })
     await writeFile(join(dir, 'media', 'passwd'), photo)
     const tricky = join(dir, 'media', 'sub', '..', 'passwd')
+    // A text file reached by a relative path full of ../ from the CWD (not /etc/passwd: the CWD differs per machine).
+    await writeFile(join(dir, 'media', 'notes.txt'), 'root:x:0:0:root:/root:/bin/bash\n')
+    const relativeText = relative(process.cwd(), join(dir, 'media', 'notes.txt'))
     const samples = () => [
       sample(0, [{ path: tricky }], { meta: { imagePaths: ['../../etc/passwd'] } }),
       sample(1, [{ bytes: photo, path: '../../etc/passwd' }], { meta: { imagePaths: ['../../etc/passwd'] } }),
-      sample(2, [{ path: '../../etc/passwd' }]), // read relative to the CWD: text, not an image
+      sample(2, [{ path: relativeText }]), // read relative to the CWD: text, not an image
       sample(3, [{ bytes: new TextEncoder().encode('not an image at all') }]),
       sample(4, [{ path: join(dir, 'nope.jpg') }]),
       sample(5, [{ bytes: makePng(5) }, {}]), // the good first image must not be stored for a rejected row
     ]
     const { result } = await pipeline(source(samples), llamaFactory({ out, name: 'safe' }))
     const files = (await walk(out)).map((f) => relative(out, f))
-    expect(files.filter((f) => /passwd|etc/.test(f))).toEqual([])
+    expect(files.filter((f) => /passwd|etc|notes/.test(f))).toEqual([])
     for (const f of files) expect(f).toMatch(/^(images\/[0-9a-f]{2}\/[0-9a-f]{64}\.jpg|dataset_info\.json|manifest\.json|rejects\.jsonl|safe_train\.jsonl)$/)
     const rows = (await readJsonl(join(out, 'safe_train.jsonl'))) as { images: string[] }[]
     expect(rows.map((r) => r.images)).toEqual([[`images/${sha(photo).slice(0, 2)}/${sha(photo)}.jpg`], [`images/${sha(photo).slice(0, 2)}/${sha(photo)}.jpg`]])
