@@ -23,21 +23,68 @@ export class Stats implements StageStats {
   }
 }
 
-/** The run's reject queue: stages push, the sink drains. */
+/**
+ * The run's reject queue: stages push, the sink drains, in row order (see {@link RejectQueue.drain}).
+ *
+ * Positions: the n-th item the source yields is at `n` (kept by its `id` until its row ends: rejected, or
+ * received by the sink, or the sink drains through it); a reject of an id the queue does not know (the source's own rejects, a
+ * stage's summary at the end) is placed just before the next item the source will yield (`count - 0.5`).
+ */
 export class Rejects implements RejectQueue {
-  private queue: Reject[] = []
+  private queue: { r: Reject; pos: number; seq: number }[] = []
+  private readonly positions = new Map<string, number>()
+  private yielded = 0
+  private seq = 0
   total = 0
   readonly byReason: Record<string, number> = {}
+  /** Note an item the source yielded (the pipeline calls it). */
+  sourced(item: unknown): void {
+    const id = (item as { id?: unknown } | null)?.id
+    if (typeof id === 'string') this.positions.set(id, this.yielded)
+    this.yielded++
+  }
+  /**
+   * Note an item the sink received. Every row before it is decided upstream, but the sink may still reject one
+   * of the rows it holds in flight, so positions are forgotten only {@link SINK_WINDOW} rows behind it (memory
+   * stays bounded by the read-ahead, not by the data).
+   */
+  arrived(item: unknown): void {
+    const id = (item as { id?: unknown } | null)?.id
+    const pos = typeof id === 'string' ? this.positions.get(id) : undefined
+    if (pos === undefined) return
+    for (const [key, p] of this.positions) {
+      if (p >= pos - SINK_WINDOW) break
+      this.positions.delete(key)
+    }
+  }
   push(r: Reject): void {
-    this.queue.push(r)
+    const known = this.positions.get(r.id)
+    this.queue.push({ r, pos: known ?? this.yielded - 0.5, seq: this.seq++ })
     this.total++
     this.byReason[r.reason] = (this.byReason[r.reason] ?? 0) + 1
   }
   drain(): Reject[] {
-    const out = this.queue
+    const out = this.queue.sort(byPosition).map((e) => e.r)
     this.queue = []
     return out
   }
+  drainBefore(id: string, inclusive = false): Reject[] {
+    const pos = this.positions.get(id)
+    if (pos === undefined) return this.drain()
+    if (inclusive) this.positions.delete(id)
+    const take: typeof this.queue = []
+    const keep: typeof this.queue = []
+    for (const e of this.queue) (e.pos < pos || (inclusive && e.pos === pos) ? take : keep).push(e)
+    this.queue = keep
+    return take.sort(byPosition).map((e) => e.r)
+  }
+}
+
+/** How many received rows a sink may still reject (hold in flight) before their positions are forgotten. */
+const SINK_WINDOW = 4096
+
+function byPosition(a: { pos: number; seq: number }, b: { pos: number; seq: number }): number {
+  return a.pos - b.pos || a.seq - b.seq
 }
 
 export interface RunShared {

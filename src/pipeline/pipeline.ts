@@ -100,13 +100,13 @@ export async function pipeline(...args: unknown[]): Promise<PipelineResult<unkno
   try {
     // Each stage's output is wrapped to count `out`, time it, name its errors and honour the signal;
     // each stage's input is wrapped to count `in` and measure how long the stage waited for it.
-    let stream = instrumentOutput(source(makeContext(run, stats[0]!)), stats[0]!, run, closeTimeoutMs)
+    let stream = instrumentOutput(source(makeContext(run, stats[0]!)), stats[0]!, run, closeTimeoutMs, (item) => run.rejects.sourced(item))
     transforms.forEach((t, i) => {
       const s = stats[i + 1]!
       stream = instrumentOutput(t(instrumentInput(stream, s), makeContext(run, s)), s, run, closeTimeoutMs)
     })
     const sinkStats = stats[transforms.length + 1]!
-    let result: unknown = await timed(sinkStats, run, closeTimeoutMs, () => sink(instrumentInput(stream, sinkStats), makeContext(run, sinkStats)))
+    let result: unknown = await timed(sinkStats, run, closeTimeoutMs, () => sink(instrumentInput(stream, sinkStats, (item) => run.rejects.arrived(item)), makeContext(run, sinkStats)))
     for (let i = 0; i < thens.length; i++) {
       const s = stats[transforms.length + 2 + i]!
       const then = thens[i]!
@@ -247,7 +247,7 @@ function delay(ms: number): Promise<void> {
  * Wrap a stage's output: count items, time the stage, turn its errors into PipelineErrors, and on abort
  * close it (run its `finally`) before rejecting.
  */
-function instrumentOutput<T>(iterable: AsyncIterable<T>, s: Stats, run: RunShared, closeTimeoutMs: number): AsyncIterable<T> {
+function instrumentOutput<T>(iterable: AsyncIterable<T>, s: Stats, run: RunShared, closeTimeoutMs: number, onItem?: (item: T) => void): AsyncIterable<T> {
   if (iterable == null || typeof (iterable as AsyncIterable<T>)[Symbol.asyncIterator] !== 'function') {
     throw new PipelineError(s.name, new TypeError('the stage did not return an async iterable (a sink must be the last stage)'))
   }
@@ -288,7 +288,10 @@ function instrumentOutput<T>(iterable: AsyncIterable<T>, s: Stats, run: RunShare
         const r = await raceAbort(pending as Promise<IteratorResult<T>>, run.signal)
         pending = undefined
         if (r.done) end(true)
-        else s.out++
+        else {
+          s.out++
+          onItem?.(r.value)
+        }
         return r
       } catch (err) {
         if (run.signal.aborted && isAbortError(err)) {
@@ -312,14 +315,17 @@ function instrumentOutput<T>(iterable: AsyncIterable<T>, s: Stats, run: RunShare
 }
 
 /** Wrap a stage's input: count what it pulls and how long it waits for it. */
-function instrumentInput<T>(iterable: AsyncIterable<T>, s: Stats): AsyncIterable<T> {
+function instrumentInput<T>(iterable: AsyncIterable<T>, s: Stats, onItem?: (item: T) => void): AsyncIterable<T> {
   const inner = iterable[Symbol.asyncIterator]()
   const iterator: AsyncIterator<T> = {
     async next() {
       const start = performance.now()
       try {
         const r = await inner.next()
-        if (!r.done) s.in++
+        if (!r.done) {
+          s.in++
+          onItem?.(r.value)
+        }
         return r
       } finally {
         s.waitMs += performance.now() - start

@@ -46,8 +46,20 @@ export interface StageStats {
 
 /** The queue of rejected rows; the sink that writes `rejects.jsonl` drains it as it goes. */
 export interface RejectQueue {
-  /** Take every reject queued so far, in the order they were made. */
+  /**
+   * Take every reject queued so far, in **row order**: the order of the rows they belong to in the source's
+   * output (rows made by the source carry their position by id; a row the source itself rejected sits between
+   * the rows it yielded before and after it), then in the order they were made. So the order does not depend on
+   * how far stages read ahead, and a sink writes the same `rejects.jsonl` whatever the timing.
+   */
   drain(): Reject[]
+  /**
+   * Take the queued rejects of rows that come before the row with this id (or up to and including it, with
+   * `inclusive`), in row order; the rest stay queued (all of them are taken if the id is not a row the source
+   * yielded). A sink calls it as each row arrives: every stage decides a
+   * row before it passes on a later one, so by then no earlier row can be rejected any more.
+   */
+  drainBefore(id: string, inclusive?: boolean): Reject[]
   /** How many rejects were made in this run so far (drained or not). */
   readonly total: number
 }

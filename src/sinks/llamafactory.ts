@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto'
 import { once } from 'node:events'
 import { createWriteStream, type WriteStream } from 'node:fs'
-import { mkdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises'
+import { mkdir, open, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises'
 import { basename, dirname, join, resolve } from 'node:path'
 import pLimit from 'p-limit'
 import { z } from 'zod'
@@ -170,8 +170,9 @@ export interface LlamaFactoryManifest {
  *   once all of them are complete (`manifest.json` last). If the run fails or is aborted nothing is renamed,
  *   the temporary files are removed, and an earlier output stays as it was (image files already renamed are
  *   complete and content-addressed, so they are harmless). Re-running over the same input gives byte-identical files.
- * - Rejects: the run's reject queue is drained as each sample arrives and at the end; the sink's own rejects go
- *   through `ctx.reject` (so they count in the run report) and are written in the order they happened.
+ * - Rejects: written in row order (the order of the rows in the source, see `RejectQueue.drain`), whatever
+ *   the concurrency or how far stages read ahead: as each sample arrives, the rejects of the rows before it are
+ *   taken from the run's queue. The sink's own rejects go through `ctx.reject` too (so they count in the report).
  * - Order: with `concurrency > 1` up to that many samples are in flight, but rows and rejects are written in
  *   input order, so the output does not depend on timing.
  *
@@ -214,7 +215,8 @@ interface Settings {
 type Split = 'train' | 'eval'
 type Outcome = { kind: 'row'; split: Split; line: string; imageRefs: number } | { kind: 'reject'; reject: Reject }
 interface Slot {
-  /** Rejects of earlier stages queued before this sample arrived. */
+  id: string
+  /** Rejects of the rows before this one, not yet written (in row order). */
   upstream: Reject[]
   outcome: Promise<Outcome>
 }
@@ -294,9 +296,10 @@ async function runSink(input: AsyncIterable<PreferenceSample>, ctx: StageContext
         }
         const tmp = tmpOf(final)
         tmps.add(tmp)
-        await writeFile(tmp, bytes, { flush: true })
-        await rename(tmp, final)
-        tmps.delete(tmp)
+        // Written without a flush; the durable step runs behind the rows (see `persist`), and the file gets
+        // its final name only once its data is on disk.
+        await writeFile(tmp, bytes)
+        persist(tmp, final)
         counts.imagesWritten++
         ctx.stats.count('imagesWritten')
         return { rel, size: bytes.byteLength }
@@ -307,13 +310,53 @@ async function runSink(input: AsyncIterable<PreferenceSample>, ctx: StageContext
     return p
   }
 
+  /**
+   * Durability of the image files, off the rows' path: fsync the tmp file, then rename it into place (so a
+   * file under its final name always holds its whole data, as a flush before the rename gave), on a few pool
+   * threads of their own. Everything queued here is awaited, and the folders the files were renamed into are
+   * fsynced, before `manifest.json` is written (see `imagesDurable`).
+   */
+  const syncLimit = pLimit({ concurrency: 2, rejectOnClear: true })
+  const syncing: Promise<void>[] = []
+  const renamedInto = new Set<string>()
+  const persist = (tmp: string, final: string) => {
+    const p = syncLimit(async () => {
+      if (stopped) throw new Error('[prefpipe] the run stopped')
+      await fsyncPath(tmp, 'r+')
+      await rename(tmp, final)
+      tmps.delete(tmp)
+      renamedInto.add(dirname(final))
+    })
+    p.catch(() => {})
+    syncing.push(p)
+  }
+  /** The one durability step for the images: every file synced and renamed, and the renames themselves synced. */
+  const imagesDurable = async () => {
+    await Promise.all(syncing)
+    if (renamedInto.size === 0) return
+    const dirs = [...renamedInto]
+    // New two-hex-digit folders are entries of images/, and images/ one of the output folder.
+    if (madeDirs.size > 0) dirs.push(paths.images, out)
+    const dirLimit = pLimit(8)
+    await Promise.all(dirs.map((d) => dirLimit(() => fsyncPath(d, 'r').catch(ignoreDirSyncError))))
+  }
+
   /** Read, check and hash every image of a sample; store them only if all are good; build the row. */
   const prepare = async (sample: PreferenceSample): Promise<Outcome> => {
-    const found: { ref: ImageRef; sha: string; format: ImageFormat; bytes: Uint8Array }[] = []
+    const found: { ref: ImageRef; sha: string; format: ImageFormat; bytes: Uint8Array | null }[] = []
     for (const [index, ref] of sample.images.entries()) {
       let bytes: Uint8Array
       if (ref.bytes) {
         bytes = ref.bytes
+      } else if (ref.sha256 !== undefined && ref.original !== undefined && (ref.path === undefined || ref.path === '')) {
+        // A later occurrence of an image the images stage already emitted (`repeatedImages: 'reference'`):
+        // no bytes, resolved by its sha256 to the file an earlier row stored.
+        const format = ref.format !== undefined ? FORMAT_EXT[ref.format] : undefined
+        if (!images.has(ref.sha256) || format === undefined) {
+          return rejectOf(sample.id, 'image_missing', `images[${index}] has no bytes and refers to image ${ref.sha256.slice(0, 12)}…, which no earlier row of this run carried`, { index, sha256: ref.sha256 })
+        }
+        found.push({ ref, sha: ref.sha256, format, bytes: null })
+        continue
       } else if (ref.path !== undefined && ref.path !== '') {
         const path = ref.path
         try {
@@ -333,9 +376,11 @@ async function runSink(input: AsyncIterable<PreferenceSample>, ctx: StageContext
         const head = Buffer.from(bytes.subarray(0, 8)).toString('hex')
         return rejectOf(sample.id, 'image_format_unknown', `images[${index}] is not a JPEG, PNG, WebP, GIF, BMP or TIFF file (first bytes: ${head || 'none'})`, { index, head })
       }
-      found.push({ ref, sha: createHash('sha256').update(bytes).digest('hex'), format, bytes })
+      // The images stage (it sets `original`) hashed the bytes it wrote: trust its sha256 rather than hash again.
+      const sha = ref.original !== undefined && ref.sha256 !== undefined ? ref.sha256 : createHash('sha256').update(bytes).digest('hex')
+      found.push({ ref, sha, format, bytes })
     }
-    const stored = await Promise.all(found.map((f) => store(f.sha, f.format.ext, f.bytes)))
+    const stored = await Promise.all(found.map((f) => (f.bytes === null ? images.get(f.sha)! : store(f.sha, f.format.ext, f.bytes))))
     for (const f of found) {
       f.ref.sha256 = f.sha
       f.ref.format = f.format.format
@@ -348,10 +393,10 @@ async function runSink(input: AsyncIterable<PreferenceSample>, ctx: StageContext
   const emit = async (slot: Slot) => {
     await writeRejects(slot.upstream)
     const o = await slot.outcome
-    if (o.kind === 'reject') {
-      ctx.reject(o.reject)
-      await writeRejects(ctx.rejects.drain())
-    } else {
+    if (o.kind === 'reject') ctx.reject(o.reject)
+    // This row's own reject, if any; taking it also forgets the row's position.
+    await writeRejects(ctx.rejects.drainBefore(slot.id, true))
+    if (o.kind === 'row') {
       await writerFor(o.split).write(o.line, ctx.signal)
       counts[o.split]++
       counts.imageRefs += o.imageRefs
@@ -363,7 +408,7 @@ async function runSink(input: AsyncIterable<PreferenceSample>, ctx: StageContext
   try {
     for await (const sample of input) {
       counts.samplesIn++
-      const slot: Slot = { upstream: ctx.rejects.drain(), outcome: prepare(sample) }
+      const slot: Slot = { id: sample.id, upstream: ctx.rejects.drainBefore(sample.id), outcome: prepare(sample) }
       slot.outcome.catch(() => {})
       window.push(slot)
       if (window.length >= s.concurrency) await emit(window.shift()!)
@@ -382,6 +427,7 @@ async function runSink(input: AsyncIterable<PreferenceSample>, ctx: StageContext
     const rejectsDigest = await writers.rejects!.close()
 
     const storedList = await Promise.all(images.values())
+    await imagesDurable()
     const imageRels = storedList.map((x) => x.rel).sort()
     const imageBytes = storedList.reduce((n, x) => n + x.size, 0)
     const imagesDigest = {
@@ -478,7 +524,8 @@ async function runSink(input: AsyncIterable<PreferenceSample>, ctx: StageContext
       // Stop queued image work, wait for what is running, then remove every temporary file.
       stopped = true
       limit.clearQueue()
-      await Promise.allSettled([...window.map((w) => w.outcome), ...images.values()])
+      syncLimit.clearQueue()
+      await Promise.allSettled([...window.map((w) => w.outcome), ...images.values(), ...syncing])
       await Promise.allSettled(Object.values(writers).map((w) => w?.destroy()))
       await Promise.allSettled([...tmps].map((t) => unlink(t).catch(ignoreEnoent)))
     }
@@ -529,6 +576,31 @@ function sortKeys(o: Record<string, number>): Record<string, number> {
 
 function sha256(b: Uint8Array): string {
   return createHash('sha256').update(b).digest('hex')
+}
+
+/** The file extension of each format `ImageRef.format` can name (sharp's names, as {@link detectImageFormat} gives them). */
+const FORMAT_EXT: Record<string, ImageFormat> = {
+  jpeg: { format: 'jpeg', ext: 'jpg' },
+  png: { format: 'png', ext: 'png' },
+  webp: { format: 'webp', ext: 'webp' },
+  gif: { format: 'gif', ext: 'gif' },
+  bmp: { format: 'bmp', ext: 'bmp' },
+  tiff: { format: 'tiff', ext: 'tiff' },
+}
+
+/** fsync a file (`r+`) or a folder (`r`). */
+async function fsyncPath(path: string, flags: 'r' | 'r+'): Promise<void> {
+  const fh = await open(path, flags)
+  try {
+    await fh.sync()
+  } finally {
+    await fh.close()
+  }
+}
+
+/** Some platforms cannot fsync a folder (Windows: EPERM/EISDIR); the renames are then as durable as they get. */
+function ignoreDirSyncError(err: NodeJS.ErrnoException): void {
+  if (err.code !== 'EPERM' && err.code !== 'EISDIR' && err.code !== 'EINVAL' && err.code !== 'EBADF' && err.code !== 'EACCES') throw err
 }
 
 function ignoreEnoent(err: NodeJS.ErrnoException): void {

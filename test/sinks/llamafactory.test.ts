@@ -258,7 +258,7 @@ describe('llamaFactory sink', () => {
     expect(result.counts).toMatchObject({ samplesIn: 6, kept: 2, rejected: 4, rejectedByReason: { image_format_unknown: 2, image_missing: 1, image_unreadable: 1 }, distinctImages: 1 })
   })
 
-  it('writes the rejects of earlier stages and its own to rejects.jsonl in the order they happened', async () => {
+  it('writes the rejects of earlier stages and its own to rejects.jsonl in row order', async () => {
     const out = join(await freshDir(), 'out')
     const dropEveryThird: Transform<PreferenceSample, PreferenceSample> = named('drop-third', async function* (input, ctx) {
       let i = 0
@@ -293,6 +293,60 @@ describe('llamaFactory sink', () => {
           .map((i) => `good ${i}`),
       )
     }
+  })
+
+  it('writes rejects in row order whatever the timing: a source reject, a read-ahead stage, a slow stage, its own', async () => {
+    const out = join(await freshDir(), 'out')
+    // The source rejects rows 6, 13, ...: it never yields them (their place is between their neighbours).
+    const withOwnRejects = (): Source<PreferenceSample> =>
+      named('mem', async function* (ctx) {
+        for (let i = 0; i < 48; i++) {
+          if (i % 7 === 6) ctx.reject({ id: `mem#${i}`, reason: 'unreadable_row', message: 'the source could not map it' })
+          else yield sample(i, i % 11 === 4 ? [{ bytes: new Uint8Array([1, 2, 3]) }] : [{ bytes: makePng(i % 3) }])
+        }
+      })
+    // Rejects on pull, so it runs ahead of a stage that reads ahead.
+    const dropFifth: Transform<PreferenceSample, PreferenceSample> = named('drop-fifth', async function* (input, ctx) {
+      for await (const s of input) {
+        if (Number(s.id.split('#')[1]) % 5 === 0) ctx.reject({ id: s.id, reason: 'fifth', message: 'every fifth row' })
+        else yield s
+      }
+    })
+    // Reads up to 6 rows ahead, finishes them after random delays, decides (and rejects) in order.
+    const readAhead = (seed: number): Transform<PreferenceSample, PreferenceSample> =>
+      named('read-ahead', async function* (input, ctx) {
+        let x = seed
+        const rand = () => ((x = (x * 1103515245 + 12345) % 2147483648) / 2147483648)
+        const queue: { s: PreferenceSample; done: Promise<void> }[] = []
+        const decide = function* (s: PreferenceSample) {
+          if (Number(s.id.split('#')[1]) % 4 === 3) ctx.reject({ id: s.id, reason: 'fourth', message: 'rows 3, 7, ...' })
+          else yield s
+        }
+        for await (const s of input) {
+          queue.push({ s, done: sleep(Math.floor(rand() * 4)).then(() => {}) })
+          if (queue.length >= 6) {
+            const head = queue.shift()!
+            await head.done
+            yield* decide(head.s)
+          }
+        }
+        for (const head of queue) {
+          await head.done
+          yield* decide(head.s)
+        }
+      })
+    const texts: string[] = []
+    for (const [seed, concurrency] of [[1, 1], [7, 4], [99, 8]] as const) {
+      await pipeline(withOwnRejects(), dropFifth, readAhead(seed), llamaFactory({ out, name: 'ro', concurrency }))
+      texts.push(await readFile(join(out, 'rejects.jsonl'), 'utf8'))
+    }
+    expect(texts[1]).toBe(texts[0])
+    expect(texts[2]).toBe(texts[0])
+    const rejects = texts[0]!.trimEnd().split('\n').map((l) => JSON.parse(l) as { id: string; stage: string; reason: string })
+    const expected = Array.from({ length: 48 }, (_, i) => i).flatMap((i) =>
+      i % 7 === 6 ? [`mem#${i}:mem:unreadable_row`] : i % 5 === 0 ? [`mem#${i}:drop-fifth:fifth`] : i % 4 === 3 ? [`mem#${i}:read-ahead:fourth`] : i % 11 === 4 ? [`mem#${i}:llamafactory:image_format_unknown`] : [],
+    )
+    expect(rejects.map((r) => `${r.id}:${r.stage}:${r.reason}`)).toEqual(expected)
   })
 
   it('gives byte-identical output on a re-run and in another folder', async () => {
