@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs'
 import { registerDownload } from './commands/download.js'
 import { registerInspect } from './commands/inspect.js'
 import { registerLaunch } from './commands/launch.js'
+import { registerMerge } from './commands/merge.js'
 import { registerMonitor } from './commands/monitor.js'
 import { registerPresetCommands } from './commands/prepare.js'
 import { registerPresets } from './commands/presets.js'
@@ -24,6 +25,7 @@ addGlobalOptions(program)
 
 registerPresetCommands(program)
 registerRun(program)
+registerMerge(program)
 registerDownload(program)
 registerLaunch(program)
 registerMonitor(program)

@@ -4,7 +4,7 @@ import { rlaifVMapper } from '../formats/rlaif-v.js'
 import type { PipelineOptions, PipelineResult, Source } from '../pipeline/index.js'
 import type { PreferenceSample } from '../record.js'
 import { DPO_EN_DEMO, dpoEnDemoSource, prepareDpoEnDemo, type DpoEnDemoOptions, type TextRankingFormat } from './dpo-en-demo.js'
-import { preparePreset, type PresetRunOptions, type PreparedFolder } from './prepare.js'
+import { preparePreset, type PresetRunOptions, type PresetSpec, type PreparedFolder } from './prepare.js'
 import { RLAIF_V, RLAIF_V_SPEC, rlaifVSource } from './rlaif-v.js'
 import { RLHF_V, RLHF_V_SPEC, fileSource } from './rlhf-v.js'
 
@@ -40,6 +40,8 @@ export interface Preset {
   source(input: string, opts?: { mediaDir?: string; format?: TextRankingFormat }): Source<PreferenceSample>
   /** Read (a local `input`, or the Hub), validate, process, split and write the LLaMA-Factory folder. */
   prepare(opts: PresetRunOptions, pipelineOptions?: PipelineOptions): Promise<PipelineResult<PreparedFolder>>
+  /** Where its data lives and how rows map (image presets: what a shard run needs, see `prepareShard`). */
+  spec?: PresetSpec
 }
 
 
@@ -60,6 +62,7 @@ export const PRESETS: Readonly<Record<PresetName, Preset>> = Object.freeze({
     mapper: () => sharegptMapper({ columns: RLHF_V.columns }),
     source: (input, o = {}) => fileSource(input, o.mediaDir),
     prepare: (o, p) => preparePreset(RLHF_V_SPEC, o, p),
+    spec: RLHF_V_SPEC,
   },
   'rlaif-v': {
     name: 'rlaif-v',
@@ -70,6 +73,7 @@ export const PRESETS: Readonly<Record<PresetName, Preset>> = Object.freeze({
     mapper: () => rlaifVMapper(),
     source: (input, o = {}) => rlaifVSource(input, o.mediaDir),
     prepare: (o, p) => preparePreset(RLAIF_V_SPEC, o, p),
+    spec: RLAIF_V_SPEC,
   },
   'dpo-en-demo': {
     name: 'dpo-en-demo',

@@ -1,15 +1,18 @@
 import { createHash } from 'node:crypto'
 import { createReadStream } from 'node:fs'
-import { stat } from 'node:fs/promises'
-import { basename } from 'node:path'
+import { access, constants, stat } from 'node:fs/promises'
+import { basename, dirname, extname, resolve } from 'node:path'
 import type { RowMapper } from '../formats/mapper.js'
 import { pipeline, type PipelineOptions, type PipelineResult, type Source, type Transform } from '../pipeline/index.js'
 import type { PreferenceSample } from '../record.js'
 import { llamaFactory, type JsonValue, type LlamaFactoryManifest } from '../sinks/llamafactory.js'
 import { hubParquet, type HubParquetOptions, type HubParquetSource } from '../sources/hub/index.js'
+import { parquetInfo } from '../sources/parquet.js'
 import { writeReport, type WriteReportResult } from '../sinks/report.js'
 import { trainingConfig, type WrittenTrainingConfig } from '../sinks/training-config.js'
 import { processImages, type ProcessImagesOptions } from '../transforms/images/index.js'
+import { resolveImagesOptions } from '../transforms/images/options.js'
+import { imageJournal, imagesFingerprint } from '../transforms/images/reuse.js'
 import { planSplit, split } from '../transforms/split.js'
 import { validateRanking } from '../transforms/validate-ranking.js'
 
@@ -44,6 +47,13 @@ export interface PrepareOptions {
   set?: readonly string[] | Record<string, unknown>
   /** A base YAML of yours: it wins over ours (except the data binding), and `set` wins over both. */
   baseYaml?: string
+  /**
+   * Folders of shards' parts (see `prepareShard`) whose processed images this run takes instead of making them
+   * again: the merge of a sharded run. The output is the same as without them.
+   */
+  reuseFrom?: string[]
+  /** The inputs (as in the manifest) the run must find: a merge refuses an input that changed since its shards ran. */
+  expectInputs?: JsonValue
 }
 
 /** What a prepared folder holds: the sink's manifest, the YAML (image datasets) and the report files. */
@@ -61,13 +71,14 @@ export type PreparedFolder = LlamaFactoryManifest & { trainingConfig?: WrittenTr
  * console.log(result.trainingConfig?.path, result.report.html)
  */
 export async function prepareDataset(opts: PrepareOptions, pipelineOptions: PipelineOptions = {}): Promise<PipelineResult<PreparedFolder>> {
+  await checkOutputFolder(opts.out)
   const maxPixels = opts.imageOptions?.maxPixels ?? IMAGE_DEFAULTS.maxPixels
   const cutoffLen = typeof opts.imageOptions?.cutoffLen === 'number' ? opts.imageOptions.cutoffLen : IMAGE_DEFAULTS.cutoffLen
+  const imageOptions = imageStageOptions(opts)
+  // Images made by an earlier run into this folder (or by the shards being merged) are taken, verified, not made again.
+  const reuse = opts.images ? await imageJournal({ root: opts.out, fingerprint: await imagesFingerprint(resolveImagesOptions(imageOptions)), readFrom: opts.reuseFrom ?? [] }) : undefined
   // The stages that drop rows, fresh per pass (a stage keeps state for one run).
-  const rowStages = (): Transform<PreferenceSample, PreferenceSample>[] =>
-    opts.images
-      ? [validateRanking(), processImages({ ...(opts.model ? { model: modelFamily(opts.model) } : {}), ...opts.imageOptions, maxPixels, cutoffLen })]
-      : [validateRanking()]
+  const rowStages = (): Transform<PreferenceSample, PreferenceSample>[] => (opts.images ? [validateRanking(), processImages({ repeatedImages: 'reference', ...imageOptions, reuse })] : [validateRanking()])
   // Build every stage first so a bad option fails before any work.
   const first = opts.source()
   const stages: unknown[] = [first, ...rowStages()]
@@ -88,10 +99,14 @@ export async function prepareDataset(opts: PrepareOptions, pipelineOptions: Pipe
     }
   }
   const inputs = await opts.inputs(first)
+  if (opts.expectInputs !== undefined && JSON.stringify(inputs) !== JSON.stringify(opts.expectInputs)) {
+    throw new Error(`[prefpipe] the input is not the one the shards read: now ${JSON.stringify(inputs)}, then ${JSON.stringify(opts.expectInputs)}. Run the shards again on this input (or merge on the input they read). Nothing was written`)
+  }
   stages.push(
     llamaFactory({
       out: opts.out,
       name: opts.name,
+      manifest: 'defer',
       inputs,
       options: {
         preset: opts.preset,
@@ -107,7 +122,78 @@ export async function prepareDataset(opts: PrepareOptions, pipelineOptions: Pipe
   const run = pipeline as unknown as (...args: unknown[]) => Promise<PipelineResult<LlamaFactoryManifest & { trainingConfig?: WrittenTrainingConfig }>>
   const { result, report, rejects } = await run(...stages, pipelineOptions)
   const written = await writeReport({ out: opts.out, run: report, manifest: result, visualTokens: { imageMaxPixels: maxPixels } })
-  return { result: { ...result, report: written }, report, rejects }
+  // Last: manifest.json says the folder is complete, the YAML and the report included.
+  await result.commitManifest?.()
+  const { commitManifest: _done, ...folder } = result
+  return { result: { ...folder, report: written }, report, rejects }
+}
+
+/**
+ * Refuse, before any work and without writing anything, an output folder the run could not write: `out` is an
+ * existing file (not a folder), or it (or, when it does not exist yet, the nearest existing folder above it)
+ * is not writable (a read-only file system, no permission). The message names the folder and says what to do.
+ * @example
+ * await checkOutputFolder('out/rlhf_v')
+ */
+export async function checkOutputFolder(out: string): Promise<void> {
+  const abs = resolve(out)
+  let dir = abs
+  for (;;) {
+    const st = await stat(dir).catch((err: NodeJS.ErrnoException) => {
+      // ENOTDIR: a file further up; walking up finds it and says so.
+      if (err.code === 'ENOENT' || err.code === 'ENOTDIR') return undefined
+      throw outputError(`the output folder ${out} cannot be checked (${err.code ?? err.message}); give another --out`, err)
+    })
+    if (st) {
+      if (!st.isDirectory()) {
+        const what = dir === abs ? `--out ${out} is an existing file, not a folder` : `${dir} (above --out ${out}) is a file, not a folder`
+        throw outputError(`${what}; give the path of a folder (prefpipe creates it), or move the file away. Nothing was written`)
+      }
+      break
+    }
+    const up = dirname(dir)
+    if (up === dir) break
+    dir = up
+  }
+  try {
+    await access(dir, constants.W_OK | constants.X_OK)
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? 'error'
+    const why = code === 'EROFS' ? 'it is on a read-only file system' : code === 'EACCES' || code === 'EPERM' ? 'permission denied' : code
+    const where = dir === abs ? `the output folder ${out}` : `${dir} (where --out ${out} would be created)`
+    throw outputError(`cannot write to ${where}: ${why} (${code}). Give another --out, or make it writable. Nothing was written`, err)
+  }
+}
+
+/** An error of {@link checkOutputFolder}: `code` `PREFPIPE_OUTPUT` (its message already says what to do). */
+function outputError(message: string, cause?: unknown): Error {
+  const err = new Error(`[prefpipe] ${message}`, cause === undefined ? undefined : { cause }) as Error & { code: string }
+  err.code = 'PREFPIPE_OUTPUT'
+  return err
+}
+
+/**
+ * Refuse a local input with no rows before anything is written: a parquet file whose footer says 0 rows, an
+ * empty JSON/JSONL file. (The sources themselves just yield nothing for these; a preset run has nothing to do.)
+ */
+async function checkInputHasRows(input: string): Promise<void> {
+  const ext = extname(input).toLowerCase()
+  if (ext === '.parquet') {
+    const info = await parquetInfo(input)
+    if (info.numRows === 0) {
+      throw new Error(`[prefpipe] ${input} has no rows (its footer says 0; columns: ${info.columns.join(', ')}): there is nothing to prepare. Check that it is the file you meant (an empty export?). Nothing was written`)
+    }
+  } else if (ext === '.json' || ext === '.jsonl') {
+    const st = await stat(input).catch(() => undefined)
+    if (st?.isFile() && st.size === 0) throw new Error(`[prefpipe] ${input} is empty (0 bytes): there is nothing to prepare. Nothing was written`)
+  }
+}
+
+/** The images stage's options of a run: the model's grid, the user's options, the pixel and token budgets. */
+export function imageStageOptions(opts: Pick<PrepareOptions, 'model' | 'imageOptions'>): ProcessImagesOptions {
+  const maxPixels = opts.imageOptions?.maxPixels ?? IMAGE_DEFAULTS.maxPixels
+  const cutoffLen = typeof opts.imageOptions?.cutoffLen === 'number' ? opts.imageOptions.cutoffLen : IMAGE_DEFAULTS.cutoffLen
+  return { ...(opts.model ? { model: modelFamily(opts.model) } : {}), ...opts.imageOptions, maxPixels, cutoffLen }
 }
 
 /** The images stage's model family for a YAML model name (a preset or a Hub id). */
@@ -160,9 +246,22 @@ export interface PresetRunOptions extends Omit<PrepareOptions, 'source' | 'input
  */
 export async function preparePreset(spec: PresetSpec, o: PresetRunOptions, pipelineOptions: PipelineOptions = {}): Promise<PipelineResult<PreparedFolder>> {
   const { input, mediaDir, format, hub, name, ...rest } = o
+  const { source, inputs } = await presetSource(spec, o, pipelineOptions)
+  const extraOptions = spec.kind === 'text' ? { format: format ?? 'auto' } : undefined
+  return prepareDataset({ ...rest, name: name ?? spec.name, preset: spec.preset, images: spec.kind === 'image', source, inputs, ...(extraOptions ? { extraOptions } : {}) }, pipelineOptions)
+}
+
+/** A preset's source (its local `input`, or the Hub) and the manifest's record of what it read. */
+export async function presetSource(
+  spec: PresetSpec,
+  o: Pick<PresetRunOptions, 'input' | 'mediaDir' | 'format' | 'hub'>,
+  pipelineOptions: PipelineOptions = {},
+): Promise<{ source: () => Source<PreferenceSample>; inputs: (first: Source<PreferenceSample>) => Promise<JsonValue> }> {
+  const { input, mediaDir, format, hub } = o
   let source: () => Source<PreferenceSample>
   let inputs: (first: Source<PreferenceSample>) => Promise<JsonValue>
   if (input !== undefined) {
+    await checkInputHasRows(input)
     source = () => spec.source(input, { ...(mediaDir ? { mediaDir } : {}), ...(format ? { format } : {}) })
     inputs = async () => {
       const digest = await fileDigest(input).catch((err: NodeJS.ErrnoException) => {
@@ -179,8 +278,7 @@ export async function preparePreset(spec: PresetSpec, o: PresetRunOptions, pipel
       return { source: 'hub', repo: r.repo, revision: r.revision, commit: r.commit, files: r.files.map((f) => ({ path: f.path, size: f.size, sha256: f.sha256 })) }
     }
   }
-  const extraOptions = spec.kind === 'text' ? { format: format ?? 'auto' } : undefined
-  return prepareDataset({ ...rest, name: name ?? spec.name, preset: spec.preset, images: spec.kind === 'image', source, inputs, ...(extraOptions ? { extraOptions } : {}) }, pipelineOptions)
+  return { source, inputs }
 }
 
 /** sha256 and size of a file, streamed (for the manifest's record of inputs). */

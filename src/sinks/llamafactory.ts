@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto'
 import { once } from 'node:events'
 import { createWriteStream, type WriteStream } from 'node:fs'
-import { mkdir, open, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises'
+import { mkdir, open, readFile, readdir, rename, stat, unlink, writeFile } from 'node:fs/promises'
 import { basename, dirname, join, resolve } from 'node:path'
 import pLimit from 'p-limit'
 import { z } from 'zod'
@@ -9,6 +9,7 @@ import { DEFAULT_COLUMNS, DEFAULT_TAGS, sampleToSharegpt, type SharegptRankingRo
 import { named } from '../pipeline/stage.js'
 import type { Sink, StageContext } from '../pipeline/types.js'
 import type { ImageRef, PreferenceSample, Reject } from '../record.js'
+import { prefpipeVersion } from '../version.js'
 
 // ---------------------------------------------------------------------------------------------------------------
 // Options and results
@@ -36,6 +37,12 @@ export interface LlamaFactoryOptions {
   options?: Record<string, JsonValue>
   /** How many images are read and written at once, and how many samples are in flight (default 8). */
   concurrency?: number
+  /**
+   * `commit` (default): `manifest.json` is renamed into place as the sink's last step. `defer`: it is written
+   * but left under its temporary name, and the result's `commitManifest()` puts it in place; for a run that
+   * writes more files after the sink (the YAML, the report), so the manifest still comes last.
+   */
+  manifest?: 'commit' | 'defer'
 }
 
 const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/
@@ -46,6 +53,7 @@ const optionsSchema = z.strictObject({
   inputs: z.json().optional(),
   options: z.record(z.string(), z.json()).optional(),
   concurrency: z.int().min(1).max(1024).optional(),
+  manifest: z.enum(['commit', 'defer']).optional(),
 })
 
 /** One dataset (split) the sink wrote. */
@@ -132,6 +140,8 @@ export interface LlamaFactoryManifest {
   counts: LlamaFactoryCounts
   /** The content written to `manifest.json`. */
   manifest: ManifestJson
+  /** With `manifest: 'defer'`: put `manifest.json` in place (once the run's other files are complete). */
+  commitManifest?: () => Promise<void>
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -200,6 +210,7 @@ export function llamaFactory(options: LlamaFactoryOptions): Sink<PreferenceSampl
     inputs: (opts.inputs ?? null) as JsonValue,
     options: (opts.options ?? {}) as Record<string, JsonValue>,
     concurrency: opts.concurrency ?? 8,
+    deferManifest: opts.manifest === 'defer',
   }
   return named('llamafactory', (input: AsyncIterable<PreferenceSample>, ctx: StageContext) => runSink(input, ctx, settings))
 }
@@ -210,6 +221,7 @@ interface Settings {
   inputs: JsonValue
   options: Record<string, JsonValue>
   concurrency: number
+  deferManifest: boolean
 }
 
 type Split = 'train' | 'eval'
@@ -244,6 +256,7 @@ async function runSink(input: AsyncIterable<PreferenceSample>, ctx: StageContext
   // Fail before writing anything if the existing dataset_info.json cannot be merged into.
   await readDatasetInfo(paths.datasetInfo)
   await mkdir(out, { recursive: true })
+  await removeStaleTemporaries(out)
 
   const limit = pLimit({ concurrency: s.concurrency, rejectOnClear: true })
   const images = new Map<string, Promise<StoredImage>>()
@@ -485,18 +498,33 @@ async function runSink(input: AsyncIterable<PreferenceSample>, ctx: StageContext
     tmps.add(manifestTmp)
     await writeFile(manifestTmp, JSON.stringify(manifest, null, 2) + '\n', { flush: true })
 
-    // Commit: nothing was renamed so far; an abort from here on still leaves a consistent folder.
+    // Commit: nothing was renamed so far. The old manifest goes first, so a crash during the renames leaves a
+    // folder without one (incomplete, and said so) rather than an old manifest over new files.
     ctx.signal.throwIfAborted()
     const commit = async (tmp: string, final: string) => {
       await rename(tmp, final)
       tmps.delete(tmp)
     }
+    await unlink(paths.manifest).catch(ignoreEnoent)
+    await syncDir(out)
     await commit(writers.train!.tmp, paths.train)
     if (writers.eval) await commit(writers.eval.tmp, paths.eval)
     await commit(writers.rejects!.tmp, paths.rejects)
     await commit(infoTmp, paths.datasetInfo)
     if (!evalDigest) await unlink(paths.eval).catch(ignoreEnoent)
-    await commit(manifestTmp, paths.manifest)
+    let commitManifest: (() => Promise<void>) | undefined
+    if (s.deferManifest) {
+      tmps.delete(manifestTmp)
+      commitManifest = async () => {
+        await syncDir(out)
+        await rename(manifestTmp, paths.manifest)
+        await syncDir(out)
+      }
+    } else {
+      await syncDir(out)
+      await commit(manifestTmp, paths.manifest)
+      await syncDir(out)
+    }
     ok = true
 
     const dataset = (entry: string, file: string, rows: number, d: FileDigest): LlamaFactoryDataset => ({
@@ -518,6 +546,7 @@ async function runSink(input: AsyncIterable<PreferenceSample>, ctx: StageContext
       files: { datasetInfo: paths.datasetInfo, rejects: paths.rejects, manifest: paths.manifest, imagesDir: paths.images },
       counts: { ...manifest.counts, imagesWritten: counts.imagesWritten, imagesExisting: counts.imagesExisting },
       manifest,
+      ...(commitManifest ? { commitManifest } : {}),
     }
   } finally {
     if (!ok) {
@@ -603,20 +632,51 @@ function ignoreDirSyncError(err: NodeJS.ErrnoException): void {
   if (err.code !== 'EPERM' && err.code !== 'EISDIR' && err.code !== 'EINVAL' && err.code !== 'EBADF' && err.code !== 'EACCES') throw err
 }
 
-function ignoreEnoent(err: NodeJS.ErrnoException): void {
-  if (err.code !== 'ENOENT') throw err
+/** fsync a folder, so the renames in it are on disk before what depends on them (best effort). */
+async function syncDir(dir: string): Promise<void> {
+  const fh = await open(dir, 'r').catch(() => undefined)
+  if (!fh) return
+  try {
+    await fh.sync().catch(() => {})
+  } finally {
+    await fh.close()
+  }
 }
 
-let versionPromise: Promise<string> | undefined
-/** prefpipe's version, from its package.json (`../../package.json` both from `src/sinks` and `dist/sinks`). */
-function prefpipeVersion(): Promise<string> {
-  versionPromise ??= readFile(new URL('../../package.json', import.meta.url), 'utf8')
-    .then((t) => {
-      const pkg = JSON.parse(t) as { name?: unknown; version?: unknown }
-      return pkg.name === 'prefpipe' && typeof pkg.version === 'string' ? pkg.version : 'unknown'
-    })
-    .catch(() => 'unknown')
-  return versionPromise
+const TMP_RE = /\.prefpipe-tmp-(\d+)(?:-\d+)?$/
+
+/**
+ * Remove the temporary files a killed run left in `out` (its top level, `.prefpipe/` and `images/<xx>/`): those of
+ * processes no longer running. A live run's (another process writing the same folder) are left alone.
+ */
+export async function removeStaleTemporaries(out: string): Promise<number> {
+  const alive = (pid: number) => {
+    if (pid === process.pid) return true
+    try {
+      process.kill(pid, 0)
+      return true
+    } catch (err) {
+      return (err as NodeJS.ErrnoException).code === 'EPERM'
+    }
+  }
+  const dirs = [out, join(out, '.prefpipe')]
+  const shards = await readdir(join(out, 'images')).catch(() => [] as string[])
+  for (const d of shards) if (/^[0-9a-f]{2}$/.test(d)) dirs.push(join(out, 'images', d))
+  let removed = 0
+  for (const dir of dirs) {
+    const names = await readdir(dir).catch(() => [] as string[])
+    for (const name of names) {
+      const m = TMP_RE.exec(name)
+      if (!m || alive(Number(m[1]))) continue
+      await unlink(join(dir, name)).catch(() => {})
+      removed++
+    }
+  }
+  return removed
+}
+
+function ignoreEnoent(err: NodeJS.ErrnoException): void {
+  if (err.code !== 'ENOENT') throw err
 }
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -1,8 +1,9 @@
 import { Command, InvalidArgumentError, Option } from 'commander'
-import { relative } from 'node:path'
+import { relative, resolve, sep } from 'node:path'
 import { isAbortError, type PipelineEvent, type PipelineOptions, type PipelineResult } from '../../pipeline/index.js'
 import { PRESETS, type Preset } from '../../presets/index.js'
 import type { PresetRunOptions, PreparedFolder } from '../../presets/prepare.js'
+import { prepareShard, parseShard } from '../../presets/shard.js'
 import { formatSummaryTable } from '../../sinks/report.js'
 import { byteProgress } from '../byte-progress.js'
 import { cliLogger, globalFlags, type GlobalFlags } from '../output.js'
@@ -30,6 +31,8 @@ interface PrepareCliOptions extends LaunchCliOptions {
   launch?: boolean
   json?: boolean
   progress: boolean
+  shard?: string
+  shards?: number
 }
 
 const number = (what: string, check: (n: number) => boolean) => (v: string) => {
@@ -77,6 +80,8 @@ function registerPreset(program: Command, preset: Preset): void {
       .option('--set <key=value>', 'override a key of train_dpo.yaml (repeatable; checked against LLaMA-Factory\'s keys)', collect, [])
       .option('--base-yaml <file>', 'your own LLaMA-Factory YAML to start from (ours on top for the data keys, --set last)')
       .option('--launch', 'then train: run `llamafactory-cli train` on the GPUs (see `prefpipe launch --help`)')
+      .option('--shard <i/n>', 'run as shard i of n (0-based): process whole row groups i, i+n, ... into <out>/shard-<i>-of-<n>; join with `prefpipe merge <out>`')
+      .option('--shards <n>', 'run as one of n shards, the index from JOB_COMPLETION_INDEX (Kubernetes) or SLURM_ARRAY_TASK_ID (Slurm)', number('a whole number >= 1', (n) => Number.isInteger(n) && n >= 1))
     addLaunchOptions(cmd)
   }
   cmd.addHelpText(
@@ -112,8 +117,39 @@ async function run(preset: Preset, opts: PrepareCliOptions, flags: GlobalFlags):
       ...(opts.offline ? { offline: true } : {}),
     },
   }
-  const config = await prepareAndReport((o) => preset.prepare(runOptions, o), { json: opts.json === true, progress: opts.progress }, flags)
+  if (opts.shard !== undefined || opts.shards !== undefined) return runShard(preset, runOptions, opts, flags)
+  const config = await prepareAndReport((o) => preset.prepare(runOptions, o), { json: opts.json === true, progress: opts.progress, out: opts.out }, flags)
   if (opts.launch && config) await launchFromCli(config, [], { ...opts, ...(flags.quiet ? { monitor: false } : {}) })
+}
+
+/** `--shard i/n`: this machine's share of the image work, into `<out>/shard-<i>-of-<n>`; one line of summary. */
+async function runShard(preset: Preset, runOptions: PresetRunOptions, opts: PrepareCliOptions, flags: GlobalFlags): Promise<void> {
+  if (opts.launch) throw new Error('[prefpipe] --launch cannot run from a shard: merge the shards (`prefpipe merge`), then launch')
+  const shard = parseShard(opts.shard, opts.shards)
+  const spec = preset.spec
+  if (!spec) throw new Error(`[prefpipe] ${preset.name} cannot run sharded (it has no image work to share out); run it without --shard`)
+  const controller = new AbortController()
+  const onSigint = () => controller.abort()
+  process.once('SIGINT', onSigint)
+  const rows = progressBar(opts.progress && !flags.quiet)
+  try {
+    const { result } = await prepareShard(spec, { ...runOptions, shard }, { signal: controller.signal, onEvent: (e) => rows.onEvent(e), log: cliLogger(flags) })
+    rows.stop()
+    const c = result.part.counts
+    const where = relative(process.cwd(), result.dir) || result.dir
+    if (opts.json) process.stdout.write(JSON.stringify(result.part, null, 2) + '\n')
+    else if (!flags.quiet) process.stdout.write(`shard ${shard.index}/${shard.count}: ${c.rowsIn} rows read, ${c.kept} kept here, ${c.rejected} rejected; images in ${where}. When every shard is done: prefpipe merge ${relative(process.cwd(), opts.out) || opts.out} --out <dir>\n`)
+  } catch (err) {
+    rows.stop()
+    if (isAbortError(err)) {
+      process.stderr.write('prefpipe: interrupted; run the shard again to resume (its finished images are kept)\n')
+      process.exitCode = 130
+      return
+    }
+    throw err
+  } finally {
+    process.off('SIGINT', onSigint)
+  }
 }
 
 /** How {@link prepareAndReport} shows a run. */
@@ -122,6 +158,8 @@ export interface ReportDisplayOptions {
   json: boolean
   /** Progress bars on stderr (only on a terminal). */
   progress: boolean
+  /** The output folder, named in the message of a write error (disk full, read-only). */
+  out?: string
 }
 
 /**
@@ -162,7 +200,11 @@ export async function prepareAndReport(
     else if (!flags.quiet) process.stdout.write(formatSummaryTable(summary, { html: relative(process.cwd(), result.report.html) || result.report.html }))
     if (result.trainingConfig && !display.json && !flags.quiet) process.stdout.write(`training config: ${relative(process.cwd(), result.trainingConfig.path) || result.trainingConfig.path}\n`)
     if (summary.summary.kept === 0) {
-      process.stderr.write(`prefpipe: every row was rejected (${summary.summary.rejected}); see ${relative(process.cwd(), result.files.rejects) || result.files.rejects}\n`)
+      const reasons = summary.rejected.reasons.map((r) => `${r.reason} ${r.count}`).join(', ')
+      process.stderr.write(
+        `prefpipe: every row was rejected (${summary.summary.rejected} of ${summary.summary.rowsIn}${reasons ? `: ${reasons}` : ''}); nothing to train on. ` +
+          `See ${relative(process.cwd(), result.files.rejects) || result.files.rejects} for why each row was left out\n`,
+      )
       process.exitCode = 1
       return undefined
     }
@@ -175,8 +217,48 @@ export async function prepareAndReport(
       process.exitCode = 130
       return undefined
     }
-    throw err
+    throw explainWriteError(err, display.out)
   } finally {
     process.off('SIGINT', onSigint)
   }
+}
+
+/** The errno code of an error or of one of its causes (a stage error wraps the file system's). */
+function errnoOf(err: unknown): { code: string; path?: string } | undefined {
+  for (let e: unknown = err, depth = 0; e instanceof Error && depth < 8; e = e.cause, depth++) {
+    const code = (e as NodeJS.ErrnoException).code
+    if (typeof code === 'string') {
+      // The first error with a code decides: a file system errno, or one of ours that already says what to do.
+      if (!/^E[A-Z]+$/.test(code)) return undefined
+      const path = (e as NodeJS.ErrnoException).path
+      return path !== undefined ? { code, path } : { code }
+    }
+  }
+  return undefined
+}
+
+/**
+ * A run that failed writing its output: say so in words, name the file (or the folder), and say what to do.
+ * The sink removes its temporary files and renames nothing on failure, so an earlier output stays as it was.
+ */
+function explainWriteError(err: unknown, out: string | undefined): unknown {
+  const e = errnoOf(err)
+  if (!e) return err
+  const outAbs = out !== undefined ? resolve(out) : undefined
+  const inOut = outAbs !== undefined && e.path !== undefined && (resolve(e.path) === outAbs || resolve(e.path).startsWith(outAbs + sep))
+  // Permission errors are about the output only when they name a path in it (not the input, not the cache).
+  if ((e.code === 'EACCES' || e.code === 'EPERM') && !inOut) return err
+  const where = e.path ?? (out !== undefined ? `the output folder ${out}` : 'the output folder')
+  const inFolder = inOut ? ` (in --out ${out})` : ''
+  const what: Record<string, string> = {
+    ENOSPC: `no space left on the device writing ${where}${inFolder}: free space there (or give another --out) and run again`,
+    EDQUOT: `disk quota exceeded writing ${where}${inFolder}: free space or raise the quota (or give another --out) and run again`,
+    EROFS: `cannot write ${where}${inFolder}: read-only file system; give another --out`,
+    EACCES: `cannot write ${where}${inFolder}: permission denied; give another --out, or make it writable`,
+    EPERM: `cannot write ${where}${inFolder}: operation not permitted; give another --out, or make it writable`,
+  }
+  const text = what[e.code]
+  if (!text) return err
+  const cause = err instanceof Error ? ` (${err.message.replace(/^\[prefpipe\] /, '')})` : ''
+  return new Error(`[prefpipe] ${text}${cause}. Nothing half-written was left in place: an earlier complete output there is unchanged`, { cause: err })
 }

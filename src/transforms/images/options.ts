@@ -6,6 +6,7 @@ import { z } from 'zod'
 import { INPUT_FORMATS, type FailOn, type InputFormat } from './decode.js'
 import { OUTPUT_FORMATS, type OutputFormat } from './normalise.js'
 import { QWEN_MAX_ASPECT, VISION_MODELS, type VisionModelName } from './resize.js'
+import type { ImageReuse } from './reuse.js'
 
 /** Options of `processImages`. Every one is optional. */
 export interface ProcessImagesOptions {
@@ -60,10 +61,28 @@ export interface ProcessImagesOptions {
   defaultSystem?: string
   /** The image placeholder in the text. Default `<image>`. */
   placeholder?: string
-  /** Images decoded at once. Default `os.availableParallelism()`; up to `2 × concurrency` rows are read ahead. */
+  /**
+   * Images decoded at once. Default `2 × os.availableParallelism()` (each sharp call runs on one libvips thread;
+   * two per core keep the cores busy while the other calls wait for the libuv pool or the main thread); up to
+   * `2 × concurrency` rows are read ahead.
+   */
   concurrency?: number
   /** Memory for finished images kept for reuse by later rows (bytes). Default 256 MiB. */
   cacheBytes?: number
+  /**
+   * What a later row using an already emitted image carries: `bytes` (default) the output bytes again, so every
+   * emitted `ImageRef` has its `bytes`; `reference` no bytes, only `sha256`, `format`, sizes and the rest, for a
+   * consumer that keeps what it stored by sha256 (the `llamaFactory` sink does). With `reference` the stage's
+   * cache drops an image's bytes once its first row is emitted (about 200 B per image instead of its size), so
+   * memory stays flat however long the dataset is.
+   */
+  repeatedImages?: 'bytes' | 'reference'
+  /**
+   * Where processed images are looked up before processing and recorded after (see `imageJournal`): a re-run
+   * takes an image it already made (verified) instead of decoding it again, and a merge takes the shards'.
+   * The rows, files and counters come out the same either way.
+   */
+  reuse?: ImageReuse
 }
 
 /** The options with every default filled in. */
@@ -91,6 +110,8 @@ export interface ResolvedImagesOptions {
   placeholder: string
   concurrency: number
   cacheBytes: number
+  repeatedImages: 'bytes' | 'reference'
+  reuse: ImageReuse | undefined
 }
 
 const posInt = z.number().int().positive()
@@ -119,6 +140,8 @@ const schema = z.strictObject({
   placeholder: z.string().min(1).optional(),
   concurrency: z.number().int().min(1).max(1024).optional(),
   cacheBytes: z.number().int().min(0).optional(),
+  repeatedImages: z.enum(['bytes', 'reference']).optional(),
+  reuse: z.custom<ImageReuse>((v) => typeof v === 'object' && v !== null && typeof (v as ImageReuse).lookup === 'function' && typeof (v as ImageReuse).record === 'function', 'an ImageReuse (see imageJournal)').optional(),
 })
 
 /**
@@ -171,7 +194,9 @@ export function resolveImagesOptions(options: unknown): ResolvedImagesOptions {
     turnOverhead: o.turnOverhead ?? 5,
     defaultSystem: o.defaultSystem ?? 'You are a helpful assistant.',
     placeholder: o.placeholder ?? '<image>',
-    concurrency: o.concurrency ?? availableParallelism(),
+    concurrency: o.concurrency ?? 2 * availableParallelism(),
     cacheBytes: o.cacheBytes ?? 256 * 1024 * 1024,
+    repeatedImages: o.repeatedImages ?? 'bytes',
+    reuse: o.reuse,
   }
 }

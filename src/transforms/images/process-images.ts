@@ -13,11 +13,13 @@ import type { StageContext, StageStats, Transform } from '../../pipeline/types.j
 import type { ImageRef, ImageSource, PreferenceSample, Reject } from '../../record.js'
 import { classifyDecodeError, probeImage, type DecodeGuard, type ImageFailure, type ImageRejectReason } from './decode.js'
 import { makeHistogram, observe, powersOfTwo, type Histogram } from './histogram.js'
+import { probeJpegHeader } from './jpeg-probe.js'
 import { ImageGroups, type NearMatch } from './near-dup-index.js'
 import { keepAsIs, reencodeCauses, reencodeImage, type EncodeOptions, type ReencodeCause } from './normalise.js'
 import { resolveImagesOptions, type ProcessImagesOptions, type ResolvedImagesOptions } from './options.js'
 import { perceptualHash } from './phash.js'
 import { targetSize, type SizePolicy } from './resize.js'
+import type { ReusableImage, ReusableOutcome } from './reuse.js'
 import { estimateRowTokens, visualTokens, type RowTokenEstimate, type TokenBudgetOptions } from './token-budget.js'
 
 /** What the images stage measured in its last run, beyond the flat counters. JSON-serialisable. */
@@ -44,10 +46,13 @@ export type ImagesTransform = Transform<PreferenceSample, PreferenceSample> & {
   imageStats(): ImageStats
 }
 
-/** A distinct source image, processed. */
-interface Processed {
+/** A distinct source image, processed (or reused: then `bytes` is null and `path` says where they are). */
+interface Processed extends ReusableImage {
   ok: true
-  bytes: Uint8Array
+  /** `null` once its first row was emitted, with `repeatedImages: 'reference'`. */
+  bytes: Uint8Array | null
+  /** The size of the output bytes (kept when `bytes` are dropped). */
+  size: number
   sha256: string
   width: number
   height: number
@@ -138,6 +143,7 @@ export function processImages(options?: ProcessImagesOptions): ImagesTransform {
       if (++done % 16 === 0) ctx.progress({ done })
       return out
     }
+    let completed = false
     try {
       for await (const sample of input) {
         if (ctx.signal.aborted) return
@@ -163,9 +169,11 @@ export function processImages(options?: ProcessImagesOptions): ImagesTransform {
         if (out) yield out
       }
       ctx.progress({ done })
+      completed = true
     } finally {
-      await run.close()
+      await run.close(completed)
       sharp.concurrency(previousThreads)
+      if (opts.reuse && opts.reuse.reused > 0) ctx.log.info(`images: ${opts.reuse.reused} processed images reused from earlier runs (verified), not made again`)
     }
   })
   return Object.assign(stage, { imageStats: () => (latest ? latest.snapshot() : emptyStats()) })
@@ -174,7 +182,10 @@ export function processImages(options?: ProcessImagesOptions): ImagesTransform {
 /** A finished (or in-flight) image in the cache, with its size for the memory budget. */
 interface CacheEntry {
   promise: Promise<Outcome>
+  /** 0 while in flight; 256 + the bytes it holds once finished. */
   size: number
+  /** The finished outcome (to drop its bytes once emitted, with `repeatedImages: 'reference'`). */
+  outcome?: Outcome
 }
 
 /** Everything one run of the stage keeps. */
@@ -248,9 +259,9 @@ class RunState {
       this.count('imageCacheHits')
       return hit.promise
     }
-    this.count('imagesDecoded')
+    this.count('imagesDecoded') // or taken from `reuse`: the counters come out the same
     const promise = this.limit(() => {
-      const work = this.process(bytes, sha)
+      const work = this.processOrReuse(bytes, sha)
       this.running.add(work)
       return work.finally(() => this.running.delete(work))
     })
@@ -258,7 +269,8 @@ class RunState {
     this.cache.set(sha, entry)
     promise.then(
       (o) => {
-        entry.size = 256 + (o.ok ? o.bytes.byteLength : 0)
+        entry.outcome = o
+        entry.size = 256 + (o.ok && o.bytes ? o.bytes.byteLength : 0)
         this.cacheSize += entry.size
         this.evict()
       },
@@ -278,9 +290,36 @@ class RunState {
     }
   }
 
+  /** One distinct source: from `reuse` when it has it (verified), else processed (and recorded there). */
+  private async processOrReuse(bytes: Uint8Array, sourceSha: string): Promise<Outcome> {
+    const reuse = this.o.reuse
+    const known = reuse ? await reuse.lookup(sourceSha) : undefined
+    if (known) {
+      if (known.ok) this.countProcessed(known as Processed)
+      return known as Outcome
+    }
+    const outcome = await this.process(bytes, sourceSha)
+    if (reuse) await reuse.record(sourceSha, outcome as ReusableOutcome)
+    return outcome
+  }
+
+  /** The counters of one processed image (the same for a reused one). */
+  private countProcessed(p: Processed): void {
+    if (!p.reencoded) {
+      this.count('imagesKept')
+      if (p.size !== p.original.bytes) this.count('imagesStripped')
+    } else {
+      this.count('imagesReencoded')
+      for (const c of p.causes) this.count(`reencode.${c}`)
+    }
+    this.count('imageBytesIn', p.original.bytes)
+    this.count('imageBytesOut', p.size)
+  }
+
   /** Probe, size, keep or re-encode, hash: one distinct source. */
   private async process(bytes: Uint8Array, sourceSha: string): Promise<Outcome> {
-    const probe = await probeImage(bytes, this.guard)
+    // Plain JPEGs are probed from their markers in JS; anything else (and every refusal) by sharp.
+    const probe = probeJpegHeader(bytes, this.guard) ?? (await probeImage(bytes, this.guard))
     if (!probe.ok) return probe
     const original: ImageSource = { sha256: sourceSha, bytes: bytes.byteLength, format: probe.format, width: probe.width, height: probe.height, orientation: probe.orientation }
     const target = targetSize(probe.orientedHeight, probe.orientedWidth, this.policy)
@@ -308,26 +347,21 @@ class RunState {
       if (err instanceof Error && err.message.startsWith('[prefpipe]')) throw err
       return classifyDecodeError(err, bytes)
     }
-    if (causes.length === 0) {
-      this.count('imagesKept')
-      if (out.byteLength !== bytes.byteLength) this.count('imagesStripped')
-    } else {
-      this.count('imagesReencoded')
-      for (const c of causes) this.count(`reencode.${c}`)
-    }
-    this.count('imageBytesIn', bytes.byteLength)
-    this.count('imageBytesOut', out.byteLength)
-    return {
+    const processed: Processed = {
       ok: true,
       bytes: out,
+      size: out.byteLength,
       sha256: createHash('sha256').update(out).digest('hex'),
       width: target.width,
       height: target.height,
       format,
       reencoded: causes.length > 0,
+      causes,
       original,
       phash,
     }
+    this.countProcessed(processed)
+    return processed
   }
 
   /** Decide a row in input order: image failures, duplicate row, token budget, near-duplicates; then emit. */
@@ -377,7 +411,7 @@ class RunState {
         id = a.id
         this.firstRow.push(sample.id)
         this.count('imagesDistinct')
-        this.count('imageBytesDistinct', img.bytes.byteLength)
+        this.count('imageBytesDistinct', img.size)
         if (a.nearest) this.count('nearDuplicateImages')
         if (a.merged) this.count('nearDuplicateMerges')
         if (this.groups.multiGroups !== multiBefore) this.count('nearDuplicateGroups', this.groups.multiGroups - multiBefore)
@@ -390,7 +424,7 @@ class RunState {
       this.count('imagesOut')
       this.count('visualTokens', tokens)
       return {
-        bytes: img.bytes,
+        ...(img.bytes ? { bytes: img.bytes } : img.path !== undefined ? { path: img.path } : {}),
         sha256: img.sha256,
         width: img.width,
         height: img.height,
@@ -402,13 +436,29 @@ class RunState {
       }
     })
     observe(this.histograms.rowTokens, estimate.total)
+    if (this.o.repeatedImages === 'reference') for (const img of images) this.dropBytes(img)
     return { ...sample, images: refs }
   }
 
-  /** Stop queued work and wait for what already runs (so no sharp call outlives the stage). */
-  async close(): Promise<void> {
+  /**
+   * With `repeatedImages: 'reference'`: the image's first row is out, so later rows get it without bytes
+   * (the consumer resolves it by sha256) and the cache keeps only its metadata.
+   */
+  private dropBytes(img: Processed): void {
+    if (img.bytes === null) return
+    img.bytes = null
+    const e = this.cache.get(img.original.sha256)
+    if (e && e.outcome === img && e.size > 256) {
+      this.cacheSize -= e.size - 256
+      e.size = 256
+    }
+  }
+
+  /** Stop queued work and wait for what already runs (so no sharp call outlives the stage); settle the journal. */
+  async close(completed: boolean): Promise<void> {
     this.limit.clearQueue()
     await Promise.allSettled([...this.running])
+    await this.o.reuse?.finish(completed)
   }
 
   snapshot(): ImageStats {
