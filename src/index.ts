@@ -77,7 +77,7 @@ export { split, planSplit, splitPlanner, SplitPlan, chooseGroups, seededUnit } f
 export type { EvalSize, PlanSplitOptions, SplitOptions, SplitSide, StratumPlan } from './transforms/split.js'
 
 // Sinks
-export { llamaFactory, detectImageFormat, mergeDatasetInfo } from './sinks/llamafactory.js'
+export { llamaFactory, detectImageFormat, mergeDatasetInfo, removeStaleTemporaries } from './sinks/llamafactory.js'
 export type {
   FileDigest,
   ImageFormat,
@@ -138,6 +138,10 @@ export { prepareDpoEnDemo, dpoEnDemoSource, DPO_EN_DEMO, DPO_EN_DEMO_SPEC } from
 export type { DpoEnDemoOptions, TextRankingFormat } from './presets/dpo-en-demo.js'
 export { PRESETS, PRESET_NAMES, getPreset } from './presets/index.js'
 export type { Preset, PresetName } from './presets/index.js'
+export { prepareShard, parseShard, shardFolderName, findShardFolders, readShardParts } from './presets/shard.js'
+export type { ShardPart, ShardResult, ShardRunOptions } from './presets/shard.js'
+export { mergeShards } from './presets/merge.js'
+export type { MergeShardsOptions } from './presets/merge.js'
 export { inspectFile, imageSummary, parquetType } from './inspect.js'
 export type { InspectColumn, InspectImage, InspectOptions, InspectResult, InspectRow, InspectSample } from './inspect.js'
 

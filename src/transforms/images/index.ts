@@ -19,3 +19,5 @@ export { visualTokens, estimateTextTokens, estimateRowTokens } from './token-bud
 export type { RowTokenEstimate, TokenBudgetOptions } from './token-budget.js'
 export { makeHistogram, observe } from './histogram.js'
 export type { Histogram } from './histogram.js'
+export { imageJournal, imagesFingerprint, journalFingerprint, journalFingerprintOf, journalPath, imageFile } from './reuse.js'
+export type { ImageJournalOptions, ImageReuse, ReusableImage, ReusableOutcome } from './reuse.js'
