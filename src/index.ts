@@ -77,7 +77,7 @@ export { split, planSplit, splitPlanner, SplitPlan, chooseGroups, seededUnit } f
 export type { EvalSize, PlanSplitOptions, SplitOptions, SplitSide, StratumPlan } from './transforms/split.js'
 
 // Sinks
-export { llamaFactory, detectImageFormat, mergeDatasetInfo, removeStaleTemporaries } from './sinks/llamafactory.js'
+export { llamaFactory, detectImageFormat, mergeDatasetInfo, removeStaleTemporaries, NoRowsKeptError } from './sinks/llamafactory.js'
 export type {
   FileDigest,
   ImageFormat,

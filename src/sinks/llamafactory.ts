@@ -186,6 +186,10 @@ export interface LlamaFactoryManifest {
  * - Order: with `concurrency > 1` up to that many samples are in flight, but rows and rejects are written in
  *   input order, so the output does not depend on timing.
  *
+ * - No row kept: in a fresh folder the output is complete and empty (`kept: 0` in the manifest); over an earlier
+ *   complete output (it has `manifest.json`) nothing of it is replaced: this run's rejects go to
+ *   `rejects.failed-run.jsonl` and the sink throws a {@link NoRowsKeptError} that says so.
+ *
  * The folder is one output: `manifest.json` and `rejects.jsonl` describe the last run. Image files from earlier
  * runs that this output no longer uses are not deleted.
  *
@@ -439,6 +443,19 @@ async function runSink(input: AsyncIterable<PreferenceSample>, ctx: StageContext
     const evalDigest = writers.eval ? await writers.eval.close() : undefined
     const rejectsDigest = await writers.rejects!.close()
 
+    // Nothing kept, over an earlier complete output: keep that output whole (a wrong input or a schema change
+    // upstream must not replace a good dataset with an empty one), and put this run's rejects beside it.
+    if (counts.train + counts.eval === 0 && (await stat(paths.manifest).catch(() => undefined))?.isFile()) {
+      const failed = join(out, 'rejects.failed-run.jsonl')
+      await rename(writers.rejects!.tmp, failed)
+      tmps.delete(writers.rejects!.tmp)
+      const reasons = Object.entries(sortKeys(byReason)).map(([r, n]) => `${r} ${n}`).join(', ')
+      throw new NoRowsKeptError(
+        `every row was rejected (${rejected} of ${rejected}${reasons ? `: ${reasons}` : ''}); nothing to train on. The earlier output in ${out} was left as it was; this run's rejects are in ${failed}`,
+        failed,
+      )
+    }
+
     const storedList = await Promise.all(images.values())
     await imagesDurable()
     const imageRels = storedList.map((x) => x.rel).sort()
@@ -630,6 +647,20 @@ async function fsyncPath(path: string, flags: 'r' | 'r+'): Promise<void> {
 /** Some platforms cannot fsync a folder (Windows: EPERM/EISDIR); the renames are then as durable as they get. */
 function ignoreDirSyncError(err: NodeJS.ErrnoException): void {
   if (err.code !== 'EPERM' && err.code !== 'EISDIR' && err.code !== 'EINVAL' && err.code !== 'EBADF' && err.code !== 'EACCES') throw err
+}
+
+/**
+ * A run that kept no row over an earlier complete output: the sink leaves that output as it was and writes this
+ * run's rejects to `rejectsFile` (`rejects.failed-run.jsonl`) instead.
+ */
+export class NoRowsKeptError extends Error {
+  override name = 'NoRowsKeptError'
+  constructor(
+    message: string,
+    readonly rejectsFile: string,
+  ) {
+    super(`[prefpipe] ${message}`)
+  }
 }
 
 /** fsync a folder, so the renames in it are on disk before what depends on them (best effort). */

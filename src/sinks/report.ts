@@ -107,6 +107,7 @@ export function qwen2VlVisualTokens(width: number, height: number, options: Visu
  */
 export const REJECT_REASON_DESCRIPTIONS: Readonly<Record<string, string>> = Object.freeze({
   row_shape: 'the row does not have the sharegpt ranking shape (a missing column, a turn without its role or content key, text that is not a string)',
+  text_not_utf8: 'a text field (or a JSONL line) is not valid UTF-8; re-export it as UTF-8',
   response_not_object: 'chosen or rejected is a string, not a {from, value} object (LLaMA-Factory drops such rows)',
   role_unknown: 'a turn has a role tag outside the mapping',
   json_invalid: 'a JSONL line is not valid JSON',

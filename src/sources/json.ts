@@ -10,6 +10,7 @@ import { checkOptions } from '../pipeline/options.js'
 import { named } from '../pipeline/stage.js'
 import type { Source, StageContext } from '../pipeline/types.js'
 import type { PreferenceSample } from '../record.js'
+import { firstInvalidUtf8, notUtf8Reject } from './utf8.js'
 
 const jsonOptionsSchema = z.strictObject({
   path: z.string().min(1, 'must be the path of a .json or .jsonl file'),
@@ -49,7 +50,8 @@ export interface JsonSourceOptions extends SharegptMapping {
  *
  * - **`.jsonl`**: streamed line by line, so memory is bounded by the longest line. Blank lines are skipped and
  *   are not rows. A line that is not valid JSON is rejected (`json_invalid`, with its line number) and the run
- *   goes on. A leading UTF-8 BOM and CRLF line ends are fine.
+ *   goes on; so is a line that is not valid UTF-8 (`text_not_utf8`, with the first bad byte: never read as
+ *   U+FFFD mojibake). A leading UTF-8 BOM and CRLF line ends are fine.
  * - **`.json`** (and any other extension): if the first non-blank character is `[` the whole file is parsed as
  *   one JSON array (the whole file is held in memory; a file that is not valid JSON fails the run). Otherwise
  *   it is read as JSON Lines, streamed, as HF's `json` builder does.
@@ -60,7 +62,7 @@ export interface JsonSourceOptions extends SharegptMapping {
  *   paths as written are kept in `meta.imagePaths`.
  * - **Shards**: shard `i/n` takes the rows with `rowIndex % n === i` (a JSON file has no row groups).
  * - **Run errors** (thrown, naming the file): the path does not exist or is not a file; a `.json` array that is
- *   not valid JSON or whose top level is not an array.
+ *   not valid UTF-8, not valid JSON, or whose top level is not an array.
  * - **Abort**: `ctx.signal` is checked per row and stops the read; the stream is closed in `finally`.
  *
  * @example
@@ -116,8 +118,16 @@ export function jsonSource(options: JsonSourceOptions): Source<PreferenceSample>
 
     const asArray = extname(path).toLowerCase() !== '.jsonl' && (await firstChar(path)) === '['
     if (asArray) {
-      // A top-level array: parsed whole (JSON.parse has no streaming mode).
-      const text = stripBom(await readFile(path, 'utf8'))
+      // A top-level array: parsed whole (JSON.parse has no streaming mode). One text: bytes that are not UTF-8
+      // fail the run (there are no rows to reject one by one yet).
+      const raw = await readFile(path)
+      const bad = firstInvalidUtf8(raw)
+      if (bad < raw.byteLength) {
+        throw new Error(
+          `[prefpipe] ${path} is not valid UTF-8 (bad bytes ${raw.subarray(bad, bad + 8).toString('hex')} at byte ${bad}); it was written in another encoding (Latin-1, cp1252?). Re-encode it as UTF-8 (e.g. iconv -f latin1 -t utf-8) and run again`,
+        )
+      }
+      const text = stripBom(raw.toString('utf8'))
       let rows: unknown
       try {
         rows = JSON.parse(text)
@@ -144,13 +154,30 @@ export function jsonSource(options: JsonSourceOptions): Source<PreferenceSample>
     let stream: ReadStream | undefined
     let lines: Interface | undefined
     try {
-      stream = createReadStream(path, { encoding: 'utf8' })
+      // Read as latin1 (one char per byte, so line breaks split exactly as in UTF-8), then decode each line
+      // strictly: a line that is not UTF-8 is rejected (text_not_utf8) rather than read with U+FFFD mojibake.
+      stream = createReadStream(path, { encoding: 'latin1' })
       lines = createInterface({ input: stream, crlfDelay: Infinity, signal })
+      const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true })
       let lineNo = 0
       let rowIndex = 0
-      for await (const raw of lines) {
+      for await (const bytesOfLine of lines) {
         lineNo++
         if (signal.aborted) break
+        const lineBytes = Buffer.from(bytesOfLine, 'latin1')
+        let raw: string | undefined
+        try {
+          raw = utf8.decode(lineBytes)
+        } catch {
+          raw = undefined
+        }
+        if (raw === undefined) {
+          const index = rowIndex++
+          if (!mine(index)) continue
+          done++
+          ctx.reject(notUtf8Reject(`${name}#${index}`, { path: `line ${lineNo}`, bytes: lineBytes }))
+          continue
+        }
         const line = lineNo === 1 ? stripBom(raw) : raw
         if (line.trim() === '') continue
         const index = rowIndex++

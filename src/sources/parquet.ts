@@ -4,10 +4,12 @@ import { basename, resolve } from 'node:path'
 import { parquetMetadataAsync, parquetReadObjects, parquetSchema, readOffsetIndex } from 'hyparquet'
 import type { AsyncBuffer, ColumnChunk, Compressors, FileMetaData, RowGroup } from 'hyparquet'
 import { compressors as defaultCompressors } from 'hyparquet-compressors'
+import { detectFormat } from '../formats/detect.js'
 import type { RowMapper } from '../formats/mapper.js'
 import { resolveMapping, sharegptToSample, type SharegptMapping } from '../formats/sharegpt.js'
 import { abortError } from '../pipeline/errors.js'
 import { checkOptions } from '../pipeline/options.js'
+import { notUtf8Reject } from './utf8.js'
 import { named } from '../pipeline/stage.js'
 import type { Source, StageContext } from '../pipeline/types.js'
 import type { PreferenceSample } from '../record.js'
@@ -158,8 +160,12 @@ const DEFAULT_WINDOW_MIN_BYTES = 16 * 1024 * 1024
  *   later stage holding one image does not pin a whole row group); the file's `path` of each image is kept in
  *   `meta.imagePaths` and never used to read anything. Null image lists and empty lists give no images.
  * - **Rows** that do not have the sharegpt ranking shape are rejected (`ctx.reject`) and the run goes on.
- * - **Run errors** (thrown, naming the file): the path does not exist, it is not a parquet file, its schema lacks
- *   a mapped column. The default `images` column may be absent (a text-only dataset); an `images` column you
+ * - **Text** is decoded as strict UTF-8: a row holding a string that is not valid UTF-8 (a Latin-1 export) is
+ *   rejected (`text_not_utf8`, naming the column and the first bad byte), never written with U+FFFD mojibake.
+ * - **Run errors** (thrown, naming the file and saying what to do): the path does not exist; it is empty, not a
+ *   parquet file, or truncated (no footer); its data pages do not decode (cut or corrupt); its schema lacks a
+ *   mapped column (with a hint at the preset or row mapper whose columns it has, e.g. RLAIF-V's). A file with
+ *   0 rows is not an error here: it yields nothing (the presets refuse it before writing anything). The default `images` column may be absent (a text-only dataset); an `images` column you
  *   name yourself may not.
  * - **Abort**: `ctx.signal` is checked between reads and interrupts a read in flight; the file is closed in
  *   `finally` on completion, error and abort.
@@ -201,6 +207,7 @@ export function parquetSource(options: ParquetSourceOptions): Source<PreferenceS
     if (signal.aborted) throw abortError(signal)
     const path = options.path
     const file = await openFile(path)
+    const text = strictText()
     try {
       await checkMagic(file, path)
       const metadata = await readMetadata(file, path)
@@ -216,8 +223,8 @@ export function parquetSource(options: ParquetSourceOptions): Source<PreferenceS
       if (missing.length > 0) {
         throw new Error(
           `[prefpipe] ${path} has no column${missing.length > 1 ? 's' : ''} ${missing.map((c) => `"${c}"`).join(', ')} ` +
-            `(it has: ${available.map((c) => `"${c}"`).join(', ')}). Map your column names with the \`columns\` option, ` +
-            `as in dataset_info.json, e.g. columns: { messages: "...", chosen: "...", rejected: "...", images: "..." }`,
+            `(it has: ${available.map((c) => `"${c}"`).join(', ')}). ${formatHint(available)}Map your column names with the \`columns\` option, ` +
+            `as in dataset_info.json, e.g. columns: { messages: "...", chosen: "...", rejected: "...", images: "..." }, or give a row mapper (mapRow)`,
         )
       }
       const columns = [...wanted.required, ...wanted.optional.filter((c) => available.includes(c))]
@@ -247,6 +254,7 @@ export function parquetSource(options: ParquetSourceOptions): Source<PreferenceS
           if (signal.aborted) throw abortError(signal)
           const rowStart = g.start + w
           const rowEnd = Math.min(g.start + g.rows, rowStart + step)
+          text.invalid = false
           const read = parquetReadObjects({
             file,
             metadata,
@@ -256,6 +264,9 @@ export function parquetSource(options: ParquetSourceOptions): Source<PreferenceS
             utf8: false,
             compressors,
             useOffsetIndex: windowed,
+            parsers: text.parsers as never,
+          }).catch((err: unknown) => {
+            throw readError(path, err, `rows ${rowStart}..${rowEnd - 1} (row group ${g.index})`)
           })
           const rows = await untilAborted(read, signal)
           if (rows.length !== rowEnd - rowStart) {
@@ -271,6 +282,12 @@ export function parquetSource(options: ParquetSourceOptions): Source<PreferenceS
             const rowIndex = rowStart + i
             const id = `${name}#${rowIndex}`
             for (const c of imageColumns) detachImages(row[c], path, rowIndex, c)
+            const notUtf8 = text.invalid ? findNotUtf8(row) : undefined
+            if (notUtf8) {
+              ctx.reject(notUtf8Reject(id, notUtf8))
+              if (signal.aborted) throw abortError(signal)
+              continue
+            }
             const r = mapRow ? mapRow(row, id, identity) : sharegptToSample(row, id, rowMapping)
             if (r.ok) {
               r.sample.meta.row = rowIndex
@@ -373,10 +390,17 @@ function fileError(path: string, err: unknown): Error {
 async function checkMagic(file: AsyncBuffer, path: string): Promise<void> {
   const size = file.byteLength
   const hint = `it is not a parquet file (a parquet file starts and ends with the bytes "PAR1")`
+  if (size === 0) throw new Error(`[prefpipe] ${path}: ${hint}; it has only 0 bytes: the file is empty (an interrupted download or export?). Download or export it again`)
   if (size < 12) throw new Error(`[prefpipe] ${path}: ${hint}; it has only ${size} bytes`)
   const head = new Uint8Array(await file.slice(0, 4))
   const tail = new Uint8Array(await file.slice(size - 4, size))
   const text = (b: Uint8Array) => JSON.stringify(Buffer.from(b).toString('latin1'))
+  if (isPar1(head) && !isPar1(tail)) {
+    throw new Error(
+      `[prefpipe] ${path} is a truncated parquet file: it starts with "PAR1" but does not end with it (it ends with ${text(tail)}), so its footer is missing ` +
+        `(an interrupted download or copy?). Download or copy it again (for a Hub file, delete it from the cache first)`,
+    )
+  }
   if (!isPar1(head) || !isPar1(tail)) {
     throw new Error(`[prefpipe] ${path}: ${hint}; it starts with ${text(head)} and ends with ${text(tail)}`)
   }
@@ -386,8 +410,71 @@ async function readMetadata(file: AsyncBuffer, path: string): Promise<FileMetaDa
   try {
     return await parquetMetadataAsync(file)
   } catch (err) {
-    throw new Error(`[prefpipe] ${path}: its parquet footer cannot be read (a truncated or corrupt file?): ${err instanceof Error ? err.message : String(err)}`, { cause: err })
+    throw new Error(`[prefpipe] ${path}: its parquet footer cannot be read (a truncated or corrupt file?): ${err instanceof Error ? err.message : String(err)}. Download or copy it again`, { cause: err })
   }
+}
+
+/** A data read that failed: the file's pages do not decode (cut, overwritten, or not what the footer says). */
+function readError(path: string, err: unknown, where: string): Error {
+  if (err instanceof Error && err.name === 'AbortError') return err
+  const why = err instanceof Error ? err.message : String(err)
+  return new Error(
+    `[prefpipe] ${path}: ${where} cannot be read (${why}); the file is corrupt or truncated in its data pages (an interrupted download or copy?). ` +
+      `Download or copy it again (for a Hub file, delete it from the cache first)`,
+    { cause: err },
+  )
+}
+
+/** For the missing-columns error: the preset or mapper that reads a file with these columns, if one does. */
+function formatHint(available: string[]): string {
+  const format = detectFormat(available, ['rlaif-v', 'alpaca'])
+  if (format === 'rlaif-v') {
+    return 'Its columns are those of RLAIF-V (image, question, chosen, rejected): read it with `prefpipe rlaif-v --input <file>`, or parquetSource({ path, mapRow: rlaifVMapper() }). '
+  }
+  if (format === 'alpaca') {
+    return 'Its columns are those of an alpaca ranking dataset (instruction, input, chosen, rejected): read it with `prefpipe dpo-en-demo --format alpaca --input <file>`, or parquetSource({ path, mapRow: alpacaMapper() }). '
+  }
+  return ''
+}
+
+/**
+ * Text of a string column whose bytes are not valid UTF-8. hyparquet decodes strings with a lenient
+ * `TextDecoder`, which turns bad bytes into U+FFFD silently; the source decodes strictly instead, and a row
+ * holding such a value is rejected (`text_not_utf8`) rather than written with mojibake.
+ */
+class NotUtf8 {
+  constructor(readonly bytes: Uint8Array) {}
+}
+
+/** hyparquet `parsers` that decode strings strictly, and whether the last read met bytes that are not UTF-8. */
+function strictText(): { parsers: { stringFromBytes(bytes: Uint8Array | undefined): unknown }; invalid: boolean } {
+  const decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true })
+  const state = {
+    invalid: false,
+    parsers: {
+      stringFromBytes(bytes: Uint8Array | undefined): unknown {
+        if (!bytes) return bytes
+        try {
+          return decoder.decode(bytes)
+        } catch {
+          state.invalid = true
+          return new NotUtf8(bytes)
+        }
+      },
+    },
+  }
+  return state
+}
+
+/** The path (`chosen.value`, `conversations.0.value`) of the first value of a row that is not UTF-8, with its bytes. */
+function findNotUtf8(value: unknown, at: string[] = []): { path: string; bytes: Uint8Array } | undefined {
+  if (value instanceof NotUtf8) return { path: at.join('.'), bytes: value.bytes }
+  if (value === null || typeof value !== 'object' || value instanceof Uint8Array) return undefined
+  for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
+    const found = findNotUtf8(v, [...at, k])
+    if (found) return found
+  }
+  return undefined
 }
 
 function isPar1(b: Uint8Array): boolean {
@@ -530,3 +617,4 @@ function untilAborted<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
     )
   })
 }
+

@@ -31,7 +31,7 @@ export const RANKING_REJECT_REASONS = {
   image_empty: 'an image has zero-length bytes, or its file is empty',
   image_not_found: 'an image path does not exist',
   image_not_file: 'an image path exists but is not a regular file (a directory, a device, ...)',
-  image_unreadable: 'an image path could not be checked (permission denied, path too long, ...)',
+  image_unreadable: 'an image path could not be checked (permission denied, path too long, a NUL byte in it, ...)',
 } as const
 
 /** A reason code of {@link validateRanking}: a key of {@link RANKING_REJECT_REASONS}. */
@@ -206,9 +206,11 @@ function resolveOptions(options: unknown): Resolved {
  * 4. no raw special token ({@link FORBIDDEN_SPECIAL_TOKENS} plus `extraForbiddenTokens`) in any text
  *    (`special_token`);
  * 5. every image has bytes or a path (`image_missing`); a path is not a URL or data URI (`image_url`);
- *    bytes are non-empty (`image_empty`); with `checkImageFiles`, a path is an existing (`image_not_found`),
+ *    bytes are non-empty (`image_empty`); a path holds no NUL byte (`image_unreadable`); with `checkImageFiles`, a path is an existing (`image_not_found`),
  *    regular (`image_not_file`), non-empty (`image_empty`) file that can be stat'ed (`image_unreadable`).
- *    An image with `bytes` is judged by its bytes alone, as LLaMA-Factory reads `bytes` first.
+ *    An image with `bytes` is judged by its bytes alone, as LLaMA-Factory reads `bytes` first. Paths are only
+ *    ever read, never written to: `../` and absolute paths, and symlinks, are followed as LLaMA-Factory follows
+ *    them (its `media_dir` join does not confine them); what is read must then decode as an image to be kept.
  *
  * File checks run concurrently (at most `concurrency` rows at a time) but rows come out in input order, so
  * output and rejects are deterministic. Bad options throw a `TypeError` at construction.
@@ -386,6 +388,10 @@ function checkImagesSync(s: PreferenceSample): Reject | null {
     }
     if (URL_LIKE.test(img.path)) {
       return reject(s.id, 'image_url', `image ${i} is ${excerpt(img.path, 80)}, a URL or data URI; LLaMA-Factory only opens local files. Download or decode it to a local file first`, { image: i, path: img.path })
+    }
+    if (img.path.includes('\0')) {
+      // No file name can hold a NUL byte (the OS would cut the path there): never pass it to the file system.
+      return reject(s.id, 'image_unreadable', `image ${i} path ${JSON.stringify(img.path)} contains a NUL byte, which no file path can hold; fix the images column, or drop the row`, { image: i, path: img.path, code: 'NUL_IN_PATH' })
     }
   }
   return null

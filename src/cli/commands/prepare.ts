@@ -4,6 +4,7 @@ import { isAbortError, type PipelineEvent, type PipelineOptions, type PipelineRe
 import { PRESETS, type Preset } from '../../presets/index.js'
 import type { PresetRunOptions, PreparedFolder } from '../../presets/prepare.js'
 import { prepareShard, parseShard } from '../../presets/shard.js'
+import { NoRowsKeptError } from '../../sinks/llamafactory.js'
 import { formatSummaryTable } from '../../sinks/report.js'
 import { byteProgress } from '../byte-progress.js'
 import { cliLogger, globalFlags, type GlobalFlags } from '../output.js'
@@ -199,6 +200,11 @@ export async function prepareAndReport(
     if (display.json) process.stdout.write(JSON.stringify(summary, null, 2) + '\n')
     else if (!flags.quiet) process.stdout.write(formatSummaryTable(summary, { html: relative(process.cwd(), result.report.html) || result.report.html }))
     if (result.trainingConfig && !display.json && !flags.quiet) process.stdout.write(`training config: ${relative(process.cwd(), result.trainingConfig.path) || result.trainingConfig.path}\n`)
+    if (summary.summary.rowsIn === 0) {
+      process.stderr.write(`prefpipe: the input has no rows (an empty array or file?); nothing to train on. Check that it is the file you meant\n`)
+      process.exitCode = 1
+      return undefined
+    }
     if (summary.summary.kept === 0) {
       const reasons = summary.rejected.reasons.map((r) => `${r.reason} ${r.count}`).join(', ')
       process.stderr.write(
@@ -217,6 +223,14 @@ export async function prepareAndReport(
       process.exitCode = 130
       return undefined
     }
+    // Nothing kept over an earlier output: the sink left that output whole; say so plainly, exit 1.
+    if (err instanceof Error && err.cause instanceof NoRowsKeptError) {
+      process.stderr.write(`prefpipe: ${err.cause.message.replace(/^\[prefpipe\] /, '')}\n`)
+      process.exitCode = 1
+      return undefined
+    }
+    // A stage's own message already starts with "[prefpipe]": say it once ("stage "parquet" failed: <file>: ...").
+    if (err instanceof Error && err.name === 'PipelineError') err.message = err.message.replace(/ failed: \[prefpipe\] /, ' failed: ')
     throw explainWriteError(err, display.out)
   } finally {
     process.off('SIGINT', onSigint)
@@ -238,8 +252,11 @@ function errnoOf(err: unknown): { code: string; path?: string } | undefined {
 }
 
 /**
- * A run that failed writing its output: say so in words, name the file (or the folder), and say what to do.
- * The sink removes its temporary files and renames nothing on failure, so an earlier output stays as it was.
+ * A run that failed writing its output (disk full, quota, read-only, permission): say so in words, name the file
+ * (or the folder: a write stream's error carries no path), and say what to do. The sink removes its temporary
+ * files and renames nothing on failure, so an earlier output in the folder stays as it was. Errors that already
+ * say what to do (a code that is not an errno, e.g. `PREFPIPE_OUTPUT`) and permission errors on other paths (the
+ * input, the HF cache) pass through unchanged.
  */
 function explainWriteError(err: unknown, out: string | undefined): unknown {
   const e = errnoOf(err)
@@ -250,9 +267,11 @@ function explainWriteError(err: unknown, out: string | undefined): unknown {
   if ((e.code === 'EACCES' || e.code === 'EPERM') && !inOut) return err
   const where = e.path ?? (out !== undefined ? `the output folder ${out}` : 'the output folder')
   const inFolder = inOut ? ` (in --out ${out})` : ''
+  // Elsewhere (the HF cache, HF_HUB_CACHE): another --out would not help.
+  const orOut = e.path === undefined || inOut ? ' (or give another --out)' : ''
   const what: Record<string, string> = {
-    ENOSPC: `no space left on the device writing ${where}${inFolder}: free space there (or give another --out) and run again`,
-    EDQUOT: `disk quota exceeded writing ${where}${inFolder}: free space or raise the quota (or give another --out) and run again`,
+    ENOSPC: `no space left on the device writing ${where}${inFolder}: free space there${orOut} and run again`,
+    EDQUOT: `disk quota exceeded writing ${where}${inFolder}: free space or raise the quota${orOut} and run again`,
     EROFS: `cannot write ${where}${inFolder}: read-only file system; give another --out`,
     EACCES: `cannot write ${where}${inFolder}: permission denied; give another --out, or make it writable`,
     EPERM: `cannot write ${where}${inFolder}: operation not permitted; give another --out, or make it writable`,
@@ -260,5 +279,5 @@ function explainWriteError(err: unknown, out: string | undefined): unknown {
   const text = what[e.code]
   if (!text) return err
   const cause = err instanceof Error ? ` (${err.message.replace(/^\[prefpipe\] /, '')})` : ''
-  return new Error(`[prefpipe] ${text}${cause}. Nothing half-written was left in place: an earlier complete output there is unchanged`, { cause: err })
+  return new Error(`[prefpipe] ${text}${cause}. Nothing half-written was left in place: every file is written under a temporary name and renamed only once complete`, { cause: err })
 }
