@@ -7,7 +7,7 @@
 //            outside pipeline() (input sha256 before, the report after)
 //
 //   node bench/pipeline.mjs --input bench/data/rlhfv-1x-rg100.parquet [--preset] [--out DIR] [--images true|false]
-//                           [--images-opts '{"concurrency":4}'] [--keep]
+//                           [--images-opts '{"concurrency":4}'] [--keep] [--dist DIR]
 // --images false   leave the images stage out (composed mode only)
 // --out            output folder (default: a fresh temp folder, removed afterwards unless --keep)
 // Run under /usr/bin/time -v for the peak RSS (bench/run.mjs does). Prints one JSON line: wall, cpu, the
@@ -21,14 +21,16 @@ import { ROOT, args } from './lib/common.mjs'
 
 const a = args()
 if (!a.input) throw new Error('usage: pipeline.mjs --input <file.parquet> [--out DIR] [--images true|false]')
-const lib = await import(pathToFileURL(join(ROOT, 'dist', 'index.js')).href)
+// --dist DIR: another build of the library (e.g. a copy of dist/ from before a change), for before/after runs
+const DIST = a.dist ? String(a.dist) : join(ROOT, 'dist')
+const lib = await import(pathToFileURL(join(DIST, 'index.js')).href)
 const { pipeline, parquetSource, validateRanking, llamaFactory, fileDigest } = lib
 
 let processImages = lib.processImages
 const wantImages = a.images === undefined ? true : String(a.images) !== 'false'
 if (a.preset && !lib.prepareRlhfV) throw new Error('pipeline.mjs: dist/index.js has no prepareRlhfV')
 if (wantImages && !processImages) {
-  const p = join(ROOT, 'dist', 'transforms', 'images', 'index.js')
+  const p = join(DIST, 'transforms', 'images', 'index.js')
   if (!existsSync(p)) {
     process.stderr.write('pipeline.mjs: dist has no images stage (run `npm run build`), or pass --images false\n')
     process.exit(2)

@@ -8,6 +8,9 @@
 //   node bench/run.mjs --only floor,e2e,python --core --floor-sweep none --floor-best 4,cubic,noopt
 //                                      # just the target ratios: floor (given setting), CLI, Python 1 and 2
 //   node bench/run.mjs --growth-scale 4 --floor-sweep full|short|none --variants c4,uv8,c4uv8,nocache,arena2
+//   node bench/run.mjs --only floor,e2e,python --core --cli-before /tmp/before/dist/cli/main.js
+//                                      # also runs an earlier build of the CLI in every round (before/after, same session)
+//   node bench/run.mjs --only layouts,growth --layouts rg1 --growth-runs 1   (which layouts; rounds of the growth runs)
 //
 // Needs: `npm run build` done (dist/), .venv (bash scripts/python-venv.sh), GNU time at /usr/bin/time.
 // Every measured process runs under `/usr/bin/time -v` (wall, user+sys incl. children, peak RSS), with the
@@ -95,10 +98,10 @@ function fileInfo(path) {
   return { input: path.replace(ROOT + '/', ''), inputMB: Math.round(fileMB(path) * 10) / 10, rows }
 }
 
-async function cli(path, variant) {
+async function cli(path, variant, main = join(ROOT, 'dist', 'cli', 'main.js')) {
   const out = mkdtempSync(join(tmpdir(), 'prefpipe-bench-cli-'))
   try {
-    const row = await measure('e2e-cli', variant, NODE, [join(ROOT, 'dist', 'cli', 'main.js'), 'rlhf-v', '--input', path, '--out', out, '--no-progress'], fileInfo(path))
+    const row = await measure('e2e-cli', variant, NODE, [main, 'rlhf-v', '--input', path, '--out', out, '--no-progress'], fileInfo(path))
     row.cliImages = await cliResizes(out)
     return row
   } finally {
@@ -218,7 +221,8 @@ if (ONLY.has('floor') && SWEEP !== 'none') {
 }
 
 // 2. rounds, interleaved so that load changes hit every variant alike
-const R = { floorBest: [], floorStage: [], floorPq: [], cli: [], preset: [], pipe: [], pipeNoImg: [], py1: [], py2: [], variants: Object.fromEntries(variantKeys.map((k) => [k, []])) }
+const CLI_BEFORE = a['cli-before'] ? String(a['cli-before']) : null
+const R = { floorBest: [], floorStage: [], floorPq: [], cli: [], cliBefore: [], preset: [], pipe: [], pipeNoImg: [], py1: [], py2: [], variants: Object.fromEntries(variantKeys.map((k) => [k, []])) }
 for (let round = 1; round <= RUNS; round++) {
   console.log(`round ${round}/${RUNS}  (${load().uptime})`)
   if (ONLY.has('floor')) {
@@ -228,6 +232,7 @@ for (let round = 1; round <= RUNS; round++) {
   }
   if (ONLY.has('e2e')) {
     R.cli.push(await cli(rg100, 'rg100'))
+    if (CLI_BEFORE) R.cliBefore.push(await cli(rg100, 'rg100 (before)', CLI_BEFORE))
     if (cliDoesImages && !CORE) R.preset.push(await presetRun(rg100, 'rg100'))
     if (distHasImages && !CORE) R.pipe.push(await composed(rg100, 'rg100 images'))
     if (!CORE) R.pipeNoImg.push(await composed(rg100, 'rg100 no images', false))
@@ -244,7 +249,7 @@ if (R.floorStage.length === 0) R.floorStage = R.floorBest
 const L = {}
 if (ONLY.has('layouts')) {
   console.log('layouts')
-  for (const layout of ['ds5', 'rg1']) {
+  for (const layout of String(a.layouts ?? 'ds5,rg1').split(',')) {
     const p = input(1, layout)
     L[layout] = { cli: [], pipe: [], pq: [] }
     for (let round = 1; round <= RUNS; round++) {
@@ -260,7 +265,7 @@ const G = { cli1: [], cliN: [], pipe1: [], pipeN: [] }
 if (ONLY.has('growth')) {
   console.log(`growth 1x vs ${GROWTH}x`)
   const big = dataFile(GROWTH, 'rg100')
-  for (let round = 1; round <= RUNS; round++) {
+  for (let round = 1; round <= (a['growth-runs'] ?? RUNS); round++) {
     G.cli1.push(await cli(rg100, 'rg100 (growth 1x)'))
     G.cliN.push(await cli(big, `rg100 ${GROWTH}x`))
     if (distHasImages && !cliDoesImages) {
@@ -299,6 +304,7 @@ say(
       R.floorStage !== R.floorBest ? line(`floor: images, stage settings (${floorName(stageLike)})`, R.floorStage) : null,
       line('floor: parquet read + sha256 (rg100)', R.floorPq),
       line(`prefpipe CLI rlhf-v (rg100)${cliDoesImages ? '' : ' — no image stage yet'}`, R.cli),
+      line(`prefpipe CLI rlhf-v (rg100), before: ${CLI_BEFORE}`, R.cliBefore),
       line('pipeline.mjs --preset: prepareRlhfV, the CLI\'s job (rg100)', R.preset),
       line('pipeline.mjs composed with processImages (rg100)', R.pipe),
       line('pipeline.mjs composed without images (rg100)', R.pipeNoImg),
@@ -357,6 +363,17 @@ const targets = [
   ['end-to-end / libvips floor (rg100)', fmt(e2e / floorW), '≤ 1.15', e2e / floorW <= 1.15],
   ['python 1 process / end-to-end', fmt(py1 / e2e), '≥ 1.7', py1 / e2e >= 1.7],
   ['python 2 processes / end-to-end', fmt(py2 / e2e), '≥ 1.0', py2 / e2e >= 1.0],
+  ...(R.cliBefore.length
+    ? (() => {
+        const b = med(R.cliBefore, 'wall')
+        return [
+          ['before: end-to-end / libvips floor', fmt(b / floorW), '≤ 1.15', b / floorW <= 1.15],
+          ['before: python 1 process / end-to-end', fmt(py1 / b), '≥ 1.7', py1 / b >= 1.7],
+          ['before: python 2 processes / end-to-end', fmt(py2 / b), '≥ 1.0', py2 / b >= 1.0],
+          ['before: peak RSS, rg100 (MB)', fmt(med(R.cliBefore, 'rssMB'), 0), '< 300', med(R.cliBefore, 'rssMB') < 300],
+        ]
+      })()
+    : []),
   ['peak RSS, rg100 (MB)', fmt(rss, 0), '< 300', rss < 300],
   [`peak RSS growth 1x → ${GROWTH}x`, Number.isFinite(growthRss) ? `${fmt(growthRss * 100, 1)} %` : '–', '< 10 %', growthRss < 0.1],
   [`time ${GROWTH}x / 1x`, fmt(growthT), `(≈ ${GROWTH})`, null],

@@ -115,7 +115,9 @@ const PATH_ERRORS = new Set(['ENOENT', 'ENOTDIR', 'EISDIR', 'EACCES', 'EPERM', '
  *    into image tokens breaks training.
  *
  * Output images carry the final `bytes` (no `path`), `sha256`, `width`, `height`, `format`, `perceptual`,
- * `group`, `original` (source sha256, size, format, dimensions, orientation) and `reencoded`. Rows come out in
+ * `group`, `original` (source sha256, size, format, dimensions, orientation) and `reencoded`. With
+ * `repeatedImages: 'reference'`, only the first emitted row with an image carries its `bytes`; later rows carry the
+ * rest without them (the `llamaFactory` sink resolves them by `sha256`), and the cache keeps no bytes after that. Rows come out in
  * input order; work runs `concurrency` images at a time with at most `2 × concurrency` rows read ahead, and the
  * output does not depend on it. Counters: `imagesSeen`, `imagesDecoded`, `imageCacheHits`,
  * `imageCacheEvictions`, `imagesKept`, `imagesStripped`, `imagesReencoded`, `reencode.<cause>`, `imageBytesIn`,
@@ -134,6 +136,10 @@ export function processImages(options?: ProcessImagesOptions): ImagesTransform {
     const run = new RunState(opts, ctx.stats)
     latest = run
     const previousThreads = sharp.concurrency()
+    // libvips' operation cache never hits here (every source is a new buffer, each processed once) and holds
+    // up to 100 operations with their pixel buffers: off while the stage runs.
+    const previousCache = sharp.cache()
+    sharp.cache(false)
     sharp.concurrency(Math.max(1, Math.floor(availableParallelism() / opts.concurrency)))
     const window = opts.concurrency * 2
     const queue: { sample: PreferenceSample; outcomes: Promise<Outcome[]>; settled: boolean }[] = []
@@ -173,6 +179,7 @@ export function processImages(options?: ProcessImagesOptions): ImagesTransform {
     } finally {
       await run.close(completed)
       sharp.concurrency(previousThreads)
+      sharp.cache({ memory: previousCache.memory.max, files: previousCache.files.max, items: previousCache.items.max })
       if (opts.reuse && opts.reuse.reused > 0) ctx.log.info(`images: ${opts.reuse.reused} processed images reused from earlier runs (verified), not made again`)
     }
   })
