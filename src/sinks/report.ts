@@ -1,11 +1,12 @@
 import { createReadStream } from 'node:fs'
-import { readFile, rename, stat, unlink, writeFile } from 'node:fs/promises'
+import { open, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises'
 import { basename, dirname, isAbsolute, join, resolve } from 'node:path'
 import { createInterface } from 'node:readline'
 import pLimit from 'p-limit'
 import sharp from 'sharp'
 import type { RunReport } from '../pipeline/types.js'
 import { RANKING_REJECT_REASONS } from '../transforms/validate-ranking.js'
+import { probeJpegHeader } from '../transforms/images/jpeg-probe.js'
 import type { JsonValue, LlamaFactoryManifest, ManifestJson } from './llamafactory.js'
 import { renderReportHtml, type GalleryReject, type GalleryRow } from './report-html.js'
 import { Tally, distribution, roundHalfEven, type Distribution, type DistributionStats } from './report-stats.js'
@@ -377,14 +378,29 @@ export async function writeReport(options: WriteReportOptions): Promise<WriteRep
     splits.push({ split: d.split, dataset, file: d.file_name, rows })
   }
 
-  // Image headers (width, height, format) and sizes, a few at a time.
+  // Image headers (width, height, format) and sizes, a few at a time: plain JPEGs (what the images stage
+  // writes) from their markers in JS, anything else with sharp.
+  const imageHeader = async (file: string): Promise<{ width?: number; height?: number; format?: string }> => {
+    const fh = await open(file, 'r')
+    let head: Buffer
+    try {
+      const buf = Buffer.alloc(65_536)
+      const { bytesRead } = await fh.read(buf, 0, buf.byteLength, 0)
+      head = buf.subarray(0, bytesRead)
+    } finally {
+      await fh.close()
+    }
+    const probe = probeJpegHeader(head, { limitInputPixels: Number.MAX_SAFE_INTEGER, inputFormats: ['jpeg'] })
+    if (probe) return { width: probe.width, height: probe.height, format: probe.format }
+    return sharp(file).metadata()
+  }
   const limit = pLimit(8)
   const infos: (ImageInfo | undefined)[] = await Promise.all(
     imagePaths.map((p) =>
       limit(async () => {
         const file = isAbsolute(p) ? p : join(out, p)
         try {
-          const [meta, st] = await Promise.all([sharp(file).metadata(), stat(file)])
+          const [meta, st] = await Promise.all([imageHeader(file), stat(file)])
           if (!meta.width || !meta.height) return undefined
           return { width: meta.width, height: meta.height, format: meta.format ?? 'unknown', bytes: st.size, tokens: qwen2VlVisualTokens(meta.width, meta.height, visual) }
         } catch {
