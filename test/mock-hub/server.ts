@@ -2,7 +2,7 @@
  * A Hugging Face Hub on 127.0.0.1 for tests and benchmarks: the routes `@huggingface/hub`, prefpipe and
  * Python's `huggingface_hub` use to download dataset files, with the Hub's headers and error codes, plus
  * fault injection (status codes with Retry-After, cut bodies, ignored Range, a down server, a mirror without
- * `/api/`). Bodies are served from memory (Buffer) or streamed from disk (a path), with Range.
+ * `/api/`, connection resets, silent hangs, a lying Content-Length). Bodies are served from memory (Buffer) or streamed from disk (a path), with Range.
  *
  * Routes:
  *   GET  /api/datasets/{repo}[/revision/{rev}]          info: { id, sha, private, gated, siblings }
@@ -68,6 +68,18 @@ export interface MockFaults {
   noApi?: boolean
   /** Destroy every new connection at once (a Hub that cannot be reached). */
   down?: boolean
+  /**
+   * Reset (TCP RST) the connection of the next `times` requests whose `"<METHOD> <path>"` matches: at once,
+   * before any answer, or (for bodies) after the headers and `afterBytes` bytes of the body.
+   */
+  reset?: { match: RegExp; times: number; afterBytes?: number }
+  /** Never answer the next `times` matching requests (the connection stays open, silent). */
+  hang?: { match: RegExp; times: number }
+  /**
+   * The next `times` /cdn bodies declare a `Content-Length` off by `delta` bytes (shorter or longer than the
+   * bytes sent), then the connection is closed after the real body.
+   */
+  contentLength?: { delta: number; times: number }
 }
 
 export interface MockFile {
@@ -222,6 +234,19 @@ export async function startMockHub(o: MockHubOptions): Promise<MockHub> {
     const start = range ? range.start : 0
     const end = range ? range.end : f.size - 1
     const length = end - start + 1
+    const lying = fromCdn && req.method === 'GET' && faults.contentLength && faults.contentLength.times > 0 ? faults.contentLength : undefined
+    if (lying) {
+      lying.times--
+      const body = (f.content ?? readFileSync(f.diskPath!)).subarray(start, end + 1)
+      // bypass node:http (it would refuse a body that disagrees with its Content-Length): raw bytes on the socket
+      const socket = res.socket!
+      const head = [`HTTP/1.1 ${range ? '206 Partial Content' : '200 OK'}`, 'Content-Type: application/octet-stream', `Content-Length: ${Math.max(0, length + lying.delta)}`, 'Accept-Ranges: bytes', 'Connection: close']
+      if (range) head.push(`Content-Range: bytes ${start}-${end}/${f.size}`)
+      for (const [k, v] of Object.entries(headers)) head.push(`${k}: ${v}`)
+      socket.write(`${head.join('\r\n')}\r\n\r\n`)
+      socket.end(body)
+      return
+    }
     res.writeHead(range ? 206 : 200, {
       'content-type': 'application/octet-stream',
       'content-length': String(length),
@@ -231,6 +256,13 @@ export async function startMockHub(o: MockHubOptions): Promise<MockHub> {
     })
     if (req.method === 'HEAD') {
       res.end()
+      return
+    }
+    const reset = faults.reset && faults.reset.afterBytes !== undefined && faults.reset.times > 0 && faults.reset.match.test(`${req.method} ${decodeURIComponent(req.url ?? '').split('?')[0]}`) ? faults.reset : undefined
+    if (reset) {
+      reset.times--
+      const body = (f.content ?? readFileSync(f.diskPath!)).subarray(start, end + 1)
+      res.write(body.subarray(0, Math.min(reset.afterBytes!, body.length)), () => res.socket?.resetAndDestroy())
       return
     }
     const cut = fromCdn && faults.cut && faults.cut.times > 0 ? faults.cut : undefined
@@ -374,6 +406,16 @@ export async function startMockHub(o: MockHubOptions): Promise<MockHub> {
     if (req.headers.authorization) entry.authorization = req.headers.authorization
     requests.push(entry)
     const key = `${entry.method} ${path}`
+    if (faults.reset && faults.reset.afterBytes === undefined && faults.reset.times > 0 && faults.reset.match.test(key)) {
+      faults.reset.times--
+      req.socket.resetAndDestroy()
+      return
+    }
+    if (faults.hang && faults.hang.times > 0 && faults.hang.match.test(key)) {
+      faults.hang.times--
+      req.resume()
+      return // silence: the client's timeout must cut it
+    }
     const injected = faults.fail.find((f) => f.times > 0 && f.match.test(key))
     if (injected) {
       injected.times--

@@ -1,5 +1,6 @@
 import http, { type IncomingMessage } from 'node:http'
 import https from 'node:https'
+import { brotliDecompressSync, gunzipSync, inflateSync } from 'node:zlib'
 import { abortError } from '../../pipeline/errors.js'
 import type { HubSettings } from './env.js'
 import { HubHttpError, isNetworkError, stripQuery } from './errors.js'
@@ -99,22 +100,133 @@ export function sameOrigin(url: string, endpoint: string): boolean {
   }
 }
 
-/** Build the {@link HubHttpError} of a failed fetch `Response` (reads and releases its body). */
-async function httpErrorOf(res: Response, url: string): Promise<HubHttpError> {
-  let message = res.headers.get('x-error-message') ?? undefined
-  try {
-    const text = await res.text()
-    if (!message && text) {
-      try {
-        const json = JSON.parse(text) as { error?: unknown; message?: unknown }
-        const m = json.error ?? json.message
-        if (typeof m === 'string') message = m
-      } catch {
-        message = text.slice(0, 200)
-      }
+/**
+ * The subset of the WHATWG `Response` that `@huggingface/hub`'s metadata calls read (`ok`, `status`,
+ * `headers.get`, `json()`, `text()`), over a body already read into memory. Not `fetch`'s own `Response`:
+ * constructing one loads undici, which costs 30 to 100 ms of start-up on every run (measured); node:http is
+ * loaded already.
+ */
+class MetadataResponse {
+  readonly ok: boolean
+  readonly redirected = false
+  readonly type = 'basic'
+  readonly bodyUsed = false
+  readonly headers: { get(name: string): string | null; has(name: string): boolean; forEach(fn: (value: string, key: string) => void): void }
+  constructor(
+    readonly status: number,
+    readonly statusText: string,
+    readonly url: string,
+    raw: IncomingMessage['headers'],
+    private readonly bytes: Buffer,
+  ) {
+    this.ok = status >= 200 && status < 300
+    const one = (name: string): string | null => {
+      const v = raw[name.toLowerCase()]
+      return v === undefined ? null : Array.isArray(v) ? v.join(', ') : v
     }
-  } catch {
-    // the body could not be read: the status says enough
+    this.headers = {
+      get: one,
+      has: (name) => one(name) !== null,
+      forEach: (fn) => {
+        for (const k of Object.keys(raw)) fn(one(k)!, k)
+      },
+    }
+  }
+  async text(): Promise<string> {
+    return this.bytes.toString('utf8')
+  }
+  async json(): Promise<unknown> {
+    return JSON.parse(this.bytes.toString('utf8')) as unknown
+  }
+  async arrayBuffer(): Promise<ArrayBuffer> {
+    return this.bytes.buffer.slice(this.bytes.byteOffset, this.bytes.byteOffset + this.bytes.length) as ArrayBuffer
+  }
+}
+
+/** The request headers of a `fetch` init, as a plain object with lower-case names. */
+function headersOf(h: RequestInit['headers']): Record<string, string> {
+  const out: Record<string, string> = {}
+  if (!h) return out
+  if (Array.isArray(h)) for (const [k, v] of h) out[k!.toLowerCase()] = v!
+  else if (typeof (h as Headers).get === 'function' && typeof (h as Headers).forEach === 'function') (h as Headers).forEach((v, k) => (out[k.toLowerCase()] = v))
+  else for (const [k, v] of Object.entries(h as Record<string, string>)) out[k.toLowerCase()] = v
+  return out
+}
+
+/** Decode a gzip/deflate/br body (the Hub compresses its JSON). */
+function decode(body: Buffer, encoding: string | undefined): Buffer {
+  switch ((encoding ?? '').trim().toLowerCase()) {
+    case 'gzip':
+    case 'x-gzip':
+      return gunzipSync(body)
+    case 'deflate':
+      return inflateSync(body)
+    case 'br':
+      return brotliDecompressSync(body)
+    default:
+      return body
+  }
+}
+
+/**
+ * One metadata request with node:http(s): `fetch` semantics for what the Hub's API needs (methods with a
+ * string body, redirects followed with the token dropped when the origin changes and POST turned into GET on
+ * 301/302/303, gzip/br bodies decoded), the whole (small) body read before it resolves.
+ */
+function metadataRequest(url: string, init: RequestInit, o: { timeoutMs: number; signal: AbortSignal }): Promise<MetadataResponse> {
+  const hop = (current: string, method: string, headers: Record<string, string>, body: string | undefined, left: number): Promise<MetadataResponse> =>
+    new Promise<MetadataResponse>((resolve, reject) => {
+      const target = new URL(current)
+      const lib = target.protocol === 'https:' ? https : target.protocol === 'http:' ? http : undefined
+      if (!lib) return reject(new TypeError(`fetch failed: ${stripQuery(current)} is not an http(s) URL`))
+      const req = lib.request(target, { method, headers: body === undefined ? headers : { ...headers, 'content-length': String(Buffer.byteLength(body)) }, signal: o.signal })
+      req.setTimeout(o.timeoutMs, () => req.destroy(new HubTimeoutError(`no answer from ${stripQuery(current)} in ${o.timeoutMs} ms`)))
+      req.once('error', reject)
+      req.once('response', (res) => {
+        const status = res.statusCode ?? 0
+        const location = res.headers.location
+        if ([301, 302, 303, 307, 308].includes(status) && location && init.redirect !== 'manual') {
+          res.resume()
+          if (left <= 0) return reject(new TypeError(`fetch failed: too many redirects from ${stripQuery(url)}`))
+          const next = new URL(location, current).href
+          const h = { ...headers }
+          if (!sameOrigin(next, current)) delete h.authorization
+          const toGet = status === 303 || ((status === 301 || status === 302) && method === 'POST')
+          if (toGet) delete h['content-type']
+          hop(next, toGet ? 'GET' : method, h, toGet ? undefined : body, left - 1).then(resolve, reject)
+          return
+        }
+        const chunks: Buffer[] = []
+        res.on('data', (c: Buffer) => chunks.push(c))
+        res.once('error', reject)
+        res.once('aborted', () => reject(Object.assign(new Error(`${stripQuery(current)} closed the connection mid-body`), { code: 'ECONNRESET' })))
+        res.once('end', () => {
+          try {
+            resolve(new MetadataResponse(status, res.statusMessage ?? '', current, res.headers, decode(Buffer.concat(chunks), res.headers['content-encoding'])))
+          } catch (err) {
+            reject(err)
+          }
+        })
+      })
+      req.end(body)
+    })
+  const body = init.body === undefined || init.body === null ? undefined : typeof init.body === 'string' ? init.body : undefined
+  if (init.body !== undefined && init.body !== null && body === undefined) return Promise.reject(new TypeError('hubFetch sends string bodies only'))
+  return hop(url, (init.method ?? 'GET').toUpperCase(), headersOf(init.headers), body, 20)
+}
+
+/** Build the {@link HubHttpError} of a failed metadata answer (its body is already read). */
+async function httpErrorOf(res: MetadataResponse, url: string): Promise<HubHttpError> {
+  let message = res.headers.get('x-error-message') ?? undefined
+  const text = await res.text()
+  if (!message && text) {
+    try {
+      const json = JSON.parse(text) as { error?: unknown; message?: unknown }
+      const m = json.error ?? json.message
+      if (typeof m === 'string') message = m
+    } catch {
+      message = text.slice(0, 200)
+    }
   }
   const err = new HubHttpError(res.status, url, res.headers.get('x-error-code') ?? undefined, message)
   const after = parseRetryAfter(res.headers.get('retry-after'))
@@ -124,9 +236,11 @@ async function httpErrorOf(res: Response, url: string): Promise<HubHttpError> {
 
 /**
  * A `fetch` for `@huggingface/hub`'s metadata calls that adds what the library lacks: the token (only to the
- * endpoint's origin, so it never leaks to a CDN), a timeout per attempt (`HF_HUB_ETAG_TIMEOUT`), retries of
- * network errors and 408/429/5xx with backoff and `Retry-After`, and the caller's AbortSignal. A non-2xx
- * answer (after retries) is thrown as a {@link HubHttpError}, so the library never sees it.
+ * endpoint's origin, so it never leaks to a CDN), a timeout per attempt (`HF_HUB_ETAG_TIMEOUT`, the longest
+ * silence while waiting for the answer or its body), retries of network errors and 408/429/5xx with backoff
+ * and `Retry-After`, and the caller's AbortSignal. A non-2xx answer (after retries) is thrown as a
+ * {@link HubHttpError}, so the library never sees it. It runs on node:http, not undici: the answer is a
+ * `Response` with what the library reads (`ok`, `status`, `headers.get`, `json()`, `text()`), its body read.
  *
  * @example
  * const f = hubFetch(hubSettings(), { retry: retryPolicy() })
@@ -139,26 +253,24 @@ export function hubFetch(
   return async (input: string | URL | Request, init: RequestInit = {}) => {
     const url = typeof input === 'string' ? input : input instanceof URL ? input.href : input.url
     if (s.offline) throw new Error(`[prefpipe] offline mode (HF_HUB_OFFLINE) forbids the request to ${stripQuery(url)}`)
-    const headers = new Headers(init.headers)
-    if (s.token && sameOrigin(url, s.endpoint)) headers.set('authorization', `Bearer ${s.token}`)
-    headers.set('user-agent', USER_AGENT)
+    const headers = headersOf(init.headers)
+    if (s.token && sameOrigin(url, s.endpoint)) headers.authorization = `Bearer ${s.token}`
+    headers['user-agent'] = USER_AGENT
+    headers['accept-encoding'] ??= 'gzip, deflate, br'
     return withRetry(
       async () => {
         o.onRequest?.(url)
         const controller = new AbortController()
         const onAbort = () => controller.abort(o.signal!.reason)
         o.signal?.addEventListener('abort', onAbort, { once: true })
-        // The timeout covers the wait for headers; bodies of metadata answers are small.
-        const timer = setTimeout(() => controller.abort(new HubTimeoutError(`no answer from ${stripQuery(url)} in ${s.metadataTimeoutMs} ms`)), s.metadataTimeoutMs)
         try {
-          const res = await fetch(url, { ...init, headers, signal: controller.signal })
-          if (res.ok) return res
+          const res = await metadataRequest(url, { ...init, headers }, { timeoutMs: s.metadataTimeoutMs, signal: controller.signal })
+          if (res.ok) return res as unknown as Response
           throw await httpErrorOf(res, url)
         } catch (err) {
-          if (controller.signal.reason instanceof HubTimeoutError) throw controller.signal.reason
+          if (o.signal?.aborted) throw abortError(o.signal)
           throw err
         } finally {
-          clearTimeout(timer)
           o.signal?.removeEventListener('abort', onAbort)
         }
       },
@@ -176,9 +288,9 @@ export interface OpenResponse {
 }
 
 /**
- * One HTTP request with node:http(s) (not `fetch`: for a body streamed to disk it is two to three times faster,
- * and it exposes the status of a `Range` answer), following redirects itself so the token goes only to the
- * endpoint's origin. `follow: 'same-origin'` stops at a redirect to another origin (the CDN), as
+ * One HTTP request with node:http(s), following redirects itself so the token goes only to the endpoint's
+ * origin. Used for the `HEAD` on a resolve URL (mirrors without `/api/`); file bodies go through
+ * {@link getBody} (`body.ts`), which costs a fraction of node:http's CPU per byte. `follow: 'same-origin'` stops at a redirect to another origin (the CDN), as
  * huggingface_hub's HEAD does to read `X-Linked-Etag` from the 302. The socket's idle timeout is `timeoutMs`; the
  * response errors with a {@link HubTimeoutError} when it fires.
  */

@@ -1,14 +1,14 @@
-import { createHash, type Hash } from 'node:crypto'
-import { createReadStream, writev as fsWritev, write as fsWrite } from 'node:fs'
+import { createReadStream, writev as fsWritev, write as fsWrite, writeSync } from 'node:fs'
 import { open, stat, statfs, truncate, unlink, type FileHandle } from 'node:fs/promises'
-import type { IncomingMessage } from 'node:http'
+import { availableParallelism } from 'node:os'
 import { dirname } from 'node:path'
-import { Writable } from 'node:stream'
 import { abortError } from '../../pipeline/errors.js'
 import type { Logger } from '../../pipeline/types.js'
 import type { HubSettings } from './env.js'
 import { HubError, HubHttpError, isNetworkError } from './errors.js'
-import { backoffMs, httpErrorOfMessage, RETRY_STATUS, request, sameOrigin, sleep, type RetryPolicy } from './http.js'
+import { makeHasher, type Hasher } from './hasher.js'
+import { getBody, httpErrorOfBody, type BodyResponse } from './body.js'
+import { backoffMs, RETRY_STATUS, sameOrigin, sleep, type RetryPolicy } from './http.js'
 
 /** What to download and how to check it. */
 export interface BlobSpec {
@@ -47,8 +47,13 @@ export interface TransferResult {
  * Download a blob into `partial` until it is complete and verified: resume with `Range` from whatever the
  * partial holds (across runs), retry network errors and 408/429/5xx with backoff and `Retry-After` (a retry
  * that made progress resets the count), restart from zero when a server ignores `Range`, stream to disk
- * (hashing on the way, never holding the file in memory), then check the size and the sha256 (LFS) or git oid.
- * A mismatch deletes the partial and downloads again, once; a second mismatch fails.
+ * (hashing on the way, never holding more than the 16 MiB read pool in memory), then check the size and the
+ * sha256 (LFS) or git oid. A mismatch deletes the partial and downloads again, once; a second mismatch fails.
+ *
+ * The body comes over one connection ({@link getBody}: a bare socket reading into reused buffers, not
+ * node:http), and the sha256 is computed on a worker thread for big files on machines with 4+ CPUs
+ * ({@link useHashWorker}). Parallel ranged connections were measured and not kept: on a CPU-bound link they
+ * only add work, and they would break the prefix property below.
  *
  * The partial is always a prefix of what the server sent (written in order, appended), which is what
  * huggingface_hub < 1.0 expects when it resumes the same `<etag>.incomplete`.
@@ -65,34 +70,36 @@ export async function transferBlob(spec: BlobSpec, o: TransferOptions): Promise<
     let have = await partialSize(o.partial, spec.size)
     let attemptBytes = 0
     o.onBytes?.(have, spec.size)
+    let hashes: Hasher | undefined
     try {
-      const hashes = await hashPrefix(o.partial, have, spec, signal)
+      hashes = await hashPrefix(o.partial, have, spec, signal)
       if (have < spec.size) {
-        const { res, url } = await request(spec.url, {
+        const res = await getBody(spec.url, {
           settings: o.settings,
           range: have,
           timeoutMs: o.settings.downloadTimeoutMs,
           ...(signal ? { signal } : {}),
           ...(o.onRequest ? { onRequest: o.onRequest } : {}),
         })
-        const status = res.statusCode ?? 0
+        const { status, url } = res
         if (status === 200 && have > 0) {
           // The server ignored Range: take the whole body from byte 0 rather than append it.
           o.log?.debug(`${spec.label}: the server ignored the Range request; downloading from the start`)
           have = 0
           hashes.reset()
         } else if (status === 206) {
-          const start = Number(/^bytes (\d+)-/.exec(String(res.headers['content-range'] ?? ''))?.[1])
+          const start = Number(/^bytes (\d+)-/.exec(res.headers['content-range'] ?? '')?.[1])
           if (start !== have) {
             res.destroy()
             await truncate(o.partial, 0).catch(() => {})
             throw new HubHttpError(502, url, undefined, `asked for bytes from ${have}, got Content-Range "${res.headers['content-range'] ?? ''}"`)
           }
         } else if (status !== 200) {
-          const err = await httpErrorOfMessage(res, url)
+          const err = await httpErrorOfBody(res)
           if (status === 416) await unlink(o.partial).catch(() => {})
-          // A CDN's 4xx (an expired signed URL) is cured by resolving again; the Hub's own 4xx are final.
-          if (status === 416 || (status >= 400 && status < 500 && !sameOrigin(url, o.settings.endpoint))) err.retryAfterMs = 0
+          // A CDN's 4xx (an expired signed URL) is cured by resolving again at once; the Hub's own 4xx are final.
+          // 408 and 429 are retried as such, after their Retry-After, wherever they come from.
+          if (status === 416 || (status >= 400 && status < 500 && !RETRY_STATUS.has(status) && !sameOrigin(url, o.settings.endpoint))) err.retryAfterMs = 0
           throw err
         }
         const before = have
@@ -101,14 +108,14 @@ export async function transferBlob(spec: BlobSpec, o: TransferOptions): Promise<
           attemptBytes += n
           have += n
           o.onBytes?.(have, spec.size)
-        }, signal)
+        })
         have = before + written
         if (have !== spec.size) {
           if (have > spec.size) await unlink(o.partial).catch(() => {})
           throw Object.assign(new Error(`${spec.label}: the body ended at byte ${have} of ${spec.size}`), { code: 'ECONNRESET' })
         }
       }
-      const digest = hashes.digest()
+      const digest = await hashes.digest()
       const wrong = spec.sha256 !== undefined ? digest.sha256 !== spec.sha256 : spec.gitOid !== undefined && digest.gitOid !== spec.gitOid
       if (!wrong) return { sha256: digest.sha256, downloaded, resumedFrom }
       await unlink(o.partial).catch(() => {})
@@ -138,6 +145,8 @@ export async function transferBlob(spec: BlobSpec, o: TransferOptions): Promise<
       const delay = backoffMs(failures, o.retry, err instanceof HubHttpError && err.retryAfterMs ? err.retryAfterMs : undefined)
       o.log?.debug(`${spec.label}: ${describe(err)}; retrying in ${Math.round(delay)} ms (${now} bytes kept)`)
       await sleep(delay, signal)
+    } finally {
+      hashes?.close()
     }
   }
 }
@@ -160,92 +169,131 @@ async function partialSize(path: string, size: number): Promise<number> {
   }
 }
 
-/** The running digests of a blob: sha256 always, and the git blob sha1 when that is what we check. */
-interface Hashes {
-  update(b: Uint8Array): void
-  reset(): void
-  digest(): { sha256: string; gitOid?: string }
+/** Remaining bytes from which hashing may move to a worker thread (below, starting the worker costs more than it saves). */
+const WORKER_HASH_BYTES = 16 << 20
+/** CPUs from which it does: with fewer, the worker competes for the cores that receive and write (measured: slower). */
+const WORKER_HASH_CPUS = 4
+
+/**
+ * Whether to hash `bytes` on a worker thread. A worker overlaps hashing (about 0.25 s of CPU per 300 MB) with
+ * receiving and writing, but costs about 0.1 s of CPU of its own (start-up, messages): it pays only for big
+ * files on a machine with cores to spare. `PREFPIPE_HASH_WORKER=1` (or `0`) forces it on (or off).
+ */
+export function useHashWorker(bytes: number, env: NodeJS.ProcessEnv = process.env): boolean {
+  const forced = env.PREFPIPE_HASH_WORKER
+  if (forced === '1' || forced === '0') return forced === '1'
+  return bytes >= WORKER_HASH_BYTES && availableParallelism() >= WORKER_HASH_CPUS
 }
 
-function makeHashes(spec: BlobSpec): Hashes {
-  let sha256: Hash
-  let sha1: Hash | undefined
-  const reset = () => {
-    sha256 = createHash('sha256')
-    sha1 = spec.gitOid !== undefined && spec.sha256 === undefined ? createHash('sha1').update(`blob ${spec.size}\0`) : undefined
-  }
-  reset()
-  return {
-    update(b) {
-      sha256.update(b)
-      sha1?.update(b)
-    },
-    reset,
-    digest() {
-      return sha1 ? { sha256: sha256.digest('hex'), gitOid: sha1.digest('hex') } : { sha256: sha256.digest('hex') }
-    },
-  }
+function makeHashes(spec: BlobSpec, have: number): Hasher {
+  return makeHasher({
+    ...(spec.gitOid !== undefined && spec.sha256 === undefined ? { gitOidOfSize: spec.size } : {}),
+    worker: useHashWorker(spec.size - have),
+  })
 }
 
 /** Start the digests with the bytes already in the partial (resumed downloads are verified whole). */
-async function hashPrefix(path: string, have: number, spec: BlobSpec, signal?: AbortSignal): Promise<Hashes> {
-  const hashes = makeHashes(spec)
+async function hashPrefix(path: string, have: number, spec: BlobSpec, signal?: AbortSignal): Promise<Hasher> {
+  const hashes = makeHashes(spec, have)
   if (have === 0) return hashes
-  const stream = createReadStream(path, { start: 0, end: have - 1, highWaterMark: 1 << 20, ...(signal ? { signal } : {}) })
-  for await (const chunk of stream as AsyncIterable<Buffer>) hashes.update(chunk)
-  return hashes
+  try {
+    const stream = createReadStream(path, { start: 0, end: have - 1, highWaterMark: 1 << 20, ...(signal ? { signal } : {}) })
+    for await (const chunk of stream as AsyncIterable<Buffer>) hashes.update(chunk)
+    return hashes
+  } catch (err) {
+    hashes.close()
+    throw err
+  }
 }
 
 /**
- * Stream `body` onto the end of the partial (truncating it first when `from` is 0), hashing every chunk.
- * Chunks queue while a write is in flight and go down in one `writev`: fewer syscalls, no copy. When the
- * body fails (a cut connection, a timeout, an abort) what was already received is still written before the
- * error is passed on, so the next attempt resumes after every byte that arrived (`stream.pipeline` would
- * drop the queued chunks).
+ * Write `body` onto the end of the partial (truncating it first when `from` is 0), hashing every chunk as it
+ * arrives. Chunks are written in order, one write at a time, so the partial is always a prefix of the blob even
+ * if the process dies mid-way: on the spot while writes are fast, else through the thread pool, where the chunks
+ * that came meanwhile go down together in one `writev` (fewer syscalls, no copy). A chunk's buffer goes back to the socket once it is written. When the body fails (a
+ * cut connection, a timeout, an abort) every byte already received is still written before the error is
+ * passed on, so the next attempt resumes after it.
  */
-async function writeBody(body: IncomingMessage, path: string, from: number, hashes: Hashes, onWritten: (n: number) => void, signal?: AbortSignal): Promise<number> {
+/** A write slower than this (ms) moves the rest of the body's writes off the event loop. */
+const SLOW_WRITE_MS = 20
+
+async function writeBody(body: BodyResponse, path: string, from: number, hashes: Hasher, onWritten: (n: number) => void): Promise<number> {
   const fh: FileHandle = await open(path, from > 0 ? 'a' : 'w')
   let written = 0
   try {
     const fd = fh.fd
-    const sink = new Writable({
-      highWaterMark: 8 << 20,
-      writev(chunks, cb) {
-        const bufs = chunks.map((c) => c.chunk as Buffer)
-        for (const b of bufs) hashes.update(b)
-        writeAll(fd, bufs, (err, n) => {
-          if (!err) {
-            written += n
-            onWritten(n)
-          }
-          cb(err)
-        })
-      },
-    })
-    await new Promise<void>((resolve, reject) => {
-      let failure: unknown
-      const fail = (err: unknown) => {
-        if (failure !== undefined) return
-        failure = err
-        body.unpipe(sink)
-        sink.end() // flush what was received, then report the failure on 'finish'
+    const queue: Buffer[] = []
+    const releases: (() => void)[] = []
+    let writing = false
+    let writeError: Error | undefined
+    let idle: (() => void) | undefined
+    const kick = () => {
+      if (writing || queue.length === 0 || writeError) {
+        if (!writing) idle?.()
+        return
       }
-      const onAbort = () => fail(abortError(signal!))
-      signal?.addEventListener('abort', onAbort, { once: true })
-      body.on('error', fail)
-      body.once('aborted', () => fail(Object.assign(new Error('the connection was closed mid-body'), { code: 'ECONNRESET' })))
-      sink.once('finish', () => {
-        signal?.removeEventListener('abort', onAbort)
-        if (failure === undefined) resolve()
-        else reject(failure)
+      writing = true
+      const bufs = queue.splice(0)
+      const done = releases.splice(0)
+      writeAll(fd, bufs, (err, n) => {
+        writing = false
+        written += n
+        if (n > 0) onWritten(n)
+        for (const r of done) r()
+        if (err) {
+          writeError = err
+          body.destroy()
+          for (const r of releases.splice(0)) r()
+          queue.length = 0
+        }
+        kick()
       })
-      sink.on('error', (err) => {
-        signal?.removeEventListener('abort', onAbort)
-        body.destroy()
-        reject(err)
+    }
+    let bodyError: unknown
+    // Write on the spot while writes are quick (the page cache takes them in a fraction of a millisecond): no
+    // thread-pool round trip per chunk, about 15 % less CPU per byte (measured). After one slow write (a
+    // network file system, a disk that throttles) the rest goes through the thread pool, so the event loop is
+    // never held up for long.
+    let inline = true
+    await body
+      .pipe((chunk, release) => {
+        if (writeError) return release()
+        // the buffer goes back to the socket once it is both hashed and written
+        let left = 2
+        const settle = () => {
+          if (--left === 0) release()
+        }
+        hashes.update(chunk, settle)
+        if (inline && !writing && queue.length === 0) {
+          const t0 = performance.now()
+          try {
+            for (let at = 0; at < chunk.length; ) at += writeSync(fd, chunk, at)
+          } catch (err) {
+            writeError = err as Error
+            body.destroy()
+            settle()
+            return
+          }
+          if (performance.now() - t0 > SLOW_WRITE_MS) inline = false
+          written += chunk.length
+          onWritten(chunk.length)
+          settle()
+          return
+        }
+        queue.push(chunk)
+        releases.push(settle)
+        kick()
       })
-      body.pipe(sink)
+      .catch((err: unknown) => {
+        bodyError = err
+      })
+    // let the last writes land, whatever happened to the body
+    await new Promise<void>((resolve) => {
+      idle = resolve
+      kick()
     })
+    if (writeError) throw writeError
+    if (bodyError !== undefined) throw bodyError
     return written
   } finally {
     await fh.close()
