@@ -14,10 +14,14 @@
  *   HEAD|GET /cdn/{sha256}                              the LFS body, Range honoured (206/416), no auth; served
  *                                                       on a second port (another origin, like the real CDN)
  * Errors carry X-Error-Code (RepoNotFound, GatedRepo, RevisionNotFound, EntryNotFound) and a JSON { error }.
+ *
+ * With `tls`, the Hub and/or the CDN speak HTTPS (HTTP/1.1 by ALPN) with the given key and certificate, as the
+ * real Hub and CDN do; the test makes the client trust the certificate (e.g. `NODE_EXTRA_CA_CERTS`).
  */
 import { createHash } from 'node:crypto'
 import { createReadStream, readFileSync, statSync } from 'node:fs'
 import http, { type IncomingMessage, type ServerResponse } from 'node:http'
+import https from 'node:https'
 import type { AddressInfo, Socket } from 'node:net'
 
 /** A file of the mock repo: bytes, or a path on disk (streamed; for big benchmark files). */
@@ -40,6 +44,12 @@ export interface MockHubOptions {
   pageSize?: number
   /** Tokens that exist but have no special access (a valid token for 403 tests). */
   validTokens?: string[]
+  /**
+   * Serve HTTPS with this PEM key and certificate: on the Hub (`hub`, default true) and/or on the CDN (`cdn`,
+   * default true); the other one stays plain http. `hostname` is the Hub's host in its URL (default
+   * `127.0.0.1`; `localhost` makes clients send SNI); the certificate must name it and the CDN's 127.0.0.2.
+   */
+  tls?: { key: string | Buffer; cert: string | Buffer; hub?: boolean; cdn?: boolean; hostname?: string }
 }
 
 /** One request as the mock saw it. */
@@ -51,6 +61,9 @@ export interface MockRequest {
   path: string
   range?: string
   authorization?: string
+  /** Over TLS: the SNI name the client sent (none for an IP address) and the protocol ALPN chose. */
+  servername?: string
+  alpn?: string
 }
 
 export interface MockFaults {
@@ -80,6 +93,8 @@ export interface MockFaults {
    * bytes sent), then the connection is closed after the real body.
    */
   contentLength?: { delta: number; times: number }
+  /** Send /cdn GET bodies with `Transfer-Encoding: chunked` (no Content-Length), in chunks of this many bytes. */
+  chunked?: number
 }
 
 export interface MockFile {
@@ -95,7 +110,7 @@ export interface MockFile {
 }
 
 export interface MockHub {
-  /** `http://127.0.0.1:<port>`: pass as `endpoint` or `HF_ENDPOINT`. */
+  /** `http://127.0.0.1:<port>` (`https://` and `tls.hostname` with `tls`): pass as `endpoint` or `HF_ENDPOINT`. */
   url: string
   /** The CDN the LFS files redirect to: another port, so another origin. */
   cdnUrl: string
@@ -110,6 +125,15 @@ export interface MockHub {
 }
 
 const sha1 = (b: Buffer | string) => createHash('sha1').update(b).digest('hex')
+
+/**
+ * Reset (TCP RST) a connection. `resetAndDestroy` works on TCP handles only: a TLS socket is reset through the
+ * TCP socket under it.
+ */
+function rst(socket: Socket): void {
+  const raw = (socket as Socket & { _parent?: Socket | null })._parent
+  ;(raw ?? socket).resetAndDestroy()
+}
 
 function makeFile(path: string, input: MockFileInput): MockFile {
   const spec = Buffer.isBuffer(input) ? { content: input } : typeof input === 'string' ? { content: Buffer.from(input) } : input
@@ -247,9 +271,10 @@ export async function startMockHub(o: MockHubOptions): Promise<MockHub> {
       socket.end(body)
       return
     }
+    const chunked = fromCdn && req.method === 'GET' && faults.chunked ? faults.chunked : undefined
     res.writeHead(range ? 206 : 200, {
       'content-type': 'application/octet-stream',
-      'content-length': String(length),
+      ...(chunked ? { 'transfer-encoding': 'chunked' } : { 'content-length': String(length) }),
       'accept-ranges': 'bytes',
       ...(range ? { 'content-range': `bytes ${start}-${end}/${f.size}` } : {}),
       ...headers,
@@ -262,7 +287,7 @@ export async function startMockHub(o: MockHubOptions): Promise<MockHub> {
     if (reset) {
       reset.times--
       const body = (f.content ?? readFileSync(f.diskPath!)).subarray(start, end + 1)
-      res.write(body.subarray(0, Math.min(reset.afterBytes!, body.length)), () => res.socket?.resetAndDestroy())
+      res.write(body.subarray(0, Math.min(reset.afterBytes!, body.length)), () => res.socket && rst(res.socket))
       return
     }
     const cut = fromCdn && faults.cut && faults.cut.times > 0 ? faults.cut : undefined
@@ -282,6 +307,12 @@ export async function startMockHub(o: MockHubOptions): Promise<MockHub> {
     if (cut) {
       // end (FIN) rather than destroy (RST): the client gets exactly `bytes` bytes, then a premature close
       res.write(body.subarray(0, Math.min(cut.bytes, body.length)), () => res.socket?.end())
+      return
+    }
+    if (chunked) {
+      // one write per chunk (node:http frames each write as one chunk)
+      for (let at = 0; at < body.length; at += chunked) res.write(body.subarray(at, at + chunked))
+      res.end()
       return
     }
     if (!throttle) {
@@ -394,7 +425,7 @@ export async function startMockHub(o: MockHubOptions): Promise<MockHub> {
     serveBody(req, res, f, { etag: `"${f.gitOid}"`, ...common }, false)
   }
 
-  const server = http.createServer((req, res) => {
+  const handler: http.RequestListener = (req, res) => {
     if (faults.down) {
       req.socket.destroy() // also kept-alive connections opened before the Hub went down
       return
@@ -404,11 +435,16 @@ export async function startMockHub(o: MockHubOptions): Promise<MockHub> {
     const entry: MockRequest = { method: req.method ?? 'GET', url: req.url ?? '/', path }
     if (req.headers.range) entry.range = req.headers.range
     if (req.headers.authorization) entry.authorization = req.headers.authorization
+    const secure = req.socket as Socket & { servername?: string | false; alpnProtocol?: string | false; encrypted?: boolean }
+    if (secure.encrypted) {
+      if (secure.servername) entry.servername = secure.servername
+      if (secure.alpnProtocol) entry.alpn = secure.alpnProtocol
+    }
     requests.push(entry)
     const key = `${entry.method} ${path}`
     if (faults.reset && faults.reset.afterBytes === undefined && faults.reset.times > 0 && faults.reset.match.test(key)) {
       faults.reset.times--
-      req.socket.resetAndDestroy()
+      rst(req.socket)
       return
     }
     if (faults.hang && faults.hang.times > 0 && faults.hang.match.test(key)) {
@@ -438,11 +474,17 @@ export async function startMockHub(o: MockHubOptions): Promise<MockHub> {
         if (!res.headersSent) error(res, 500, undefined, String(err))
         else res.destroy()
       })
-  })
+  }
 
+  const tlsOptions = o.tls
+  const create = (secure: boolean): http.Server =>
+    secure && tlsOptions ? https.createServer({ key: tlsOptions.key, cert: tlsOptions.cert, ALPNProtocols: ['http/1.1'] }, handler) : http.createServer(handler)
+  const hubSecure = !!tlsOptions && tlsOptions.hub !== false
+  const cdnSecure = !!tlsOptions && tlsOptions.cdn !== false
+  const server = create(hubSecure)
   // The CDN is another server on another host (127.0.0.2, as the real CDN is another host): clients must not
   // send it the token, and Python's huggingface_hub stops its HEAD only at a redirect to another hostname.
-  const cdn = http.createServer(server.listeners('request')[0] as http.RequestListener)
+  const cdn = create(cdnSecure)
   const sockets = new Set<Socket>()
   for (const srv of [server, cdn]) {
     srv.on('connection', (s) => {
@@ -468,8 +510,8 @@ export async function startMockHub(o: MockHubOptions): Promise<MockHub> {
     () => '127.0.0.2',
     () => listen(cdn, '127.0.0.1').then(() => '127.0.0.1'),
   )
-  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
-  cdnBase = `http://${cdnHost}:${(cdn.address() as AddressInfo).port}`
+  base = `${hubSecure ? 'https' : 'http'}://${tlsOptions?.hostname ?? '127.0.0.1'}:${(server.address() as AddressInfo).port}`
+  cdnBase = `${cdnSecure ? 'https' : 'http'}://${cdnHost}:${(cdn.address() as AddressInfo).port}`
 
   const find = (repo: string, revision = 'main') => {
     const r = repos.get(repo)

@@ -344,7 +344,7 @@ function getOnce(url: string, o: BodyRequestOptions): Promise<BodyResponse> {
   signal?.addEventListener('abort', onAbort, { once: true })
   socket.once(secure ? 'secureConnect' : 'connect', () => socket.write(`${lines.join('\r\n')}\r\n\r\n`, 'latin1'))
   socket.on('error', (err) => {
-    failure ??= signal?.aborted ? abortError(signal) : err
+    failure ??= signal?.aborted ? abortError(signal) : secure && !answered && isCertificateError(err) ? untrusted(url, err) : err
   })
   socket.once('close', () => {
     signal?.removeEventListener('abort', onAbort)
@@ -359,6 +359,28 @@ function getOnce(url: string, o: BodyRequestOptions): Promise<BodyResponse> {
     finish(Object.assign(new Error(`${stripQuery(url)} closed the connection mid-body`), { code: 'ECONNRESET' }))
   })
   return response
+}
+
+/** An error of the TLS certificate check (OpenSSL's verify codes, and Node's check of the host name). */
+function isCertificateError(err: Error): boolean {
+  const code = (err as NodeJS.ErrnoException).code ?? ''
+  return /CERT|SELF_SIGNED|UNABLE_TO_(GET|VERIFY)|ERR_TLS_CERT_ALTNAME/.test(code)
+}
+
+/**
+ * A certificate the client does not trust. Node's own message ("unable to verify the first certificate") names
+ * neither the host nor a way out: say both. The code stays (it is not a network error, so not retried).
+ */
+function untrusted(url: string, err: Error): Error {
+  const code = (err as NodeJS.ErrnoException).code
+  return Object.assign(
+    new Error(
+      `[prefpipe] cannot download from ${stripQuery(url)}: its TLS certificate is not trusted (${err.message}${code ? `, ${code}` : ''}). ` +
+        `If a proxy or a private CA signs it, point NODE_EXTRA_CA_CERTS at that CA's PEM file`,
+      { cause: err },
+    ),
+    { code },
+  )
 }
 
 function badResponse(url: string, why: string): Error {
