@@ -45,6 +45,21 @@ export async function treeDigest(dir: string): Promise<Record<string, string>> {
   return Object.fromEntries(Object.entries(out).sort(([a], [b]) => a.localeCompare(b)))
 }
 
+/**
+ * {@link treeDigest} of a prepared folder, made comparable with another folder's: report.json without its
+ * `timings`, and the folder's own path (and its name in the YAML's `saves/<name>/` output_dir) taken out of the
+ * YAML and the HTML report.
+ */
+export async function stableTree(out: string): Promise<Record<string, string>> {
+  const t = await treeDigest(out)
+  const report = JSON.parse(await readFile(join(out, 'report.json'), 'utf8')) as Record<string, unknown>
+  delete report.timings
+  t['report.json'] = JSON.stringify(report)
+  t['report.html'] = (await readFile(join(out, 'report.html'), 'utf8')).replaceAll(out, '<out>')
+  t['train_dpo.yaml'] = (await readFile(join(out, 'train_dpo.yaml'), 'utf8')).replaceAll(out, '<out>').replaceAll(`/saves/${out.split('/').pop()!}/`, '/saves/<name>/')
+  return t
+}
+
 /** How many of this process's file descriptors are open on `path` (Linux `/proc/self/fd`). */
 export function fdsOn(path: string): number {
   const target = realpathSync(path)

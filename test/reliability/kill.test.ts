@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os'
 import { join, relative } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { CLI, SAMPLE, prefpipe, treeDigest } from '../helpers.js'
+import { CLI, SAMPLE, prefpipe, stableTree } from '../helpers.js'
 
 let dir: string
 const ARGS = (out: string) => ['rlhf-v', '--input', SAMPLE, '--out', out, '--eval', '0.3', '--seed', '7', '--no-progress']
@@ -29,15 +29,6 @@ async function allFiles(root: string): Promise<string[]> {
   return out.sort()
 }
 
-async function stableTree(out: string): Promise<Record<string, string>> {
-  const t = await treeDigest(out)
-  const report = JSON.parse(await readFile(join(out, 'report.json'), 'utf8')) as Record<string, unknown>
-  delete report.timings
-  t['report.json'] = JSON.stringify(report)
-  t['report.html'] = (await readFile(join(out, 'report.html'), 'utf8')).replaceAll(out, '<out>')
-  t['train_dpo.yaml'] = (await readFile(join(out, 'train_dpo.yaml'), 'utf8')).replaceAll(out, '<out>').replaceAll(`/saves/${out.split('/').pop()!}/`, '/saves/<name>/')
-  return t
-}
 
 /** Start the CLI, SIGKILL it after `ms` (if it is still running); resolves to whether it was killed. */
 function runAndKill(out: string, ms: number | (() => Promise<void>)): Promise<boolean> {

@@ -8,22 +8,11 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { parseShard } from '../../src/presets/shard.js'
-import { CLI, ROOT, SAMPLE, prefpipe, run, treeDigest } from '../helpers.js'
+import { CLI, ROOT, SAMPLE, prefpipe, run, stableTree } from '../helpers.js'
 
 let dir: string
 const ARGS = ['--input', SAMPLE, '--eval', '0.3', '--seed', '7']
 
-/** The tree's digests, with the folder's own path taken out of the files that name it. */
-async function stableTree(out: string): Promise<Record<string, string>> {
-  const t = await treeDigest(out)
-  const report = JSON.parse(await readFile(join(out, 'report.json'), 'utf8')) as Record<string, unknown>
-  delete report.timings
-  t['report.json'] = JSON.stringify(report)
-  t['report.html'] = (await readFile(join(out, 'report.html'), 'utf8')).replaceAll(out, '<out>')
-  // The YAML's output_dir is saves/<folder name>/... next to the folder.
-  t['train_dpo.yaml'] = (await readFile(join(out, 'train_dpo.yaml'), 'utf8')).replaceAll(out, '<out>').replaceAll(`/saves/${out.split('/').pop()!}/`, '/saves/<name>/')
-  return t
-}
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'prefpipe-shards-'))

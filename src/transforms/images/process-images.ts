@@ -46,21 +46,11 @@ export type ImagesTransform = Transform<PreferenceSample, PreferenceSample> & {
   imageStats(): ImageStats
 }
 
-/** A distinct source image, processed (or reused: then `bytes` is null and `path` says where they are). */
-interface Processed extends ReusableImage {
-  ok: true
-  /** `null` once its first row was emitted, with `repeatedImages: 'reference'`. */
-  bytes: Uint8Array | null
-  /** The size of the output bytes (kept when `bytes` are dropped). */
-  size: number
-  sha256: string
-  width: number
-  height: number
-  format: string
-  reencoded: boolean
-  original: ImageSource
-  phash: bigint
-}
+/**
+ * A distinct source image, processed (or reused: then `bytes` is null and `path` says where they are). `bytes`
+ * also becomes null once its first row was emitted, with `repeatedImages: 'reference'`; `size` stays.
+ */
+type Processed = ReusableImage
 
 type Outcome = Processed | ImageFailure
 

@@ -24,6 +24,7 @@ export interface ReusableImage {
   bytes: Uint8Array | null
   /** Where the output bytes are, when `bytes` is null (a reused image). */
   path?: string
+  /** The size of the output bytes (kept when `bytes` are dropped). */
   size: number
   sha256: string
   width: number
