@@ -355,7 +355,7 @@ async function runSink(input: AsyncIterable<PreferenceSample>, ctx: StageContext
     // New two-hex-digit folders are entries of images/, and images/ one of the output folder.
     if (madeDirs.size > 0) dirs.push(paths.images, out)
     const dirLimit = pLimit(8)
-    await Promise.all(dirs.map((d) => dirLimit(() => fsyncPath(d, 'r').catch(ignoreDirSyncError))))
+    await Promise.all(dirs.map((d) => dirLimit(() => syncDir(d))))
   }
 
   /** Read, check and hash every image of a sample; store them only if all are good; build the row. */
@@ -663,15 +663,9 @@ export class NoRowsKeptError extends Error {
   }
 }
 
-/** fsync a folder, so the renames in it are on disk before what depends on them (best effort). */
+/** fsync a folder, so the renames in it are on disk before what depends on them. */
 async function syncDir(dir: string): Promise<void> {
-  const fh = await open(dir, 'r').catch(() => undefined)
-  if (!fh) return
-  try {
-    await fh.sync().catch(() => {})
-  } finally {
-    await fh.close()
-  }
+  await fsyncPath(dir, 'r').catch(ignoreDirSyncError)
 }
 
 const TMP_RE = /\.prefpipe-tmp-(\d+)(?:-\d+)?$/
