@@ -106,7 +106,8 @@ export async function prepareShard(spec: PresetSpec, o: ShardRunOptions, pipelin
   const fingerprint = await imagesFingerprint(resolveImagesOptions(imageOptions))
   const journal = await imageJournal({ root: dir, fingerprint, writeImages: true })
   const first = source()
-  const images = processImages({ ...imageOptions, reuse: journal })
+  // The shard's rows go nowhere: later occurrences of an image need no bytes (memory stays flat).
+  const images = processImages({ repeatedImages: 'reference', ...imageOptions, reuse: journal })
   const validate = validateRanking()
   const recorded = await inputs(first)
   // The shard's rows go no further: what the merge needs is in the journal and the image files.
