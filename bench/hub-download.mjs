@@ -11,8 +11,8 @@
 // It compiles what it runs (bench/tsconfig.hub.json -> bench/data/build, no tsx), generates
 // bench/data/hub-<mb>mb.bin once (random bytes), then alternates curl and prefpipe runs (fresh output each
 // time), each under GNU time for the peak RSS. Throughput is bytes / the tool's own transfer time: curl's
-// %{time_total} (redirect + body); prefpipe's call time (3 metadata requests + body + sha256 check + rename
-// + symlink). "curl + sha256sum" adds the time to hash curl's file, the same guarantee prefpipe gives.
+// %{time_total} (redirect + body); prefpipe's call time (one HEAD on the resolve URL, as huggingface_hub, then
+// the body straight from the CDN URL of its redirect + sha256 check + rename + symlink). "curl + sha256sum" adds the time to hash curl's file, the same guarantee prefpipe gives.
 // One JSON line per invocation goes to bench/results/hub-download.jsonl.
 import { execFileSync, spawn } from 'node:child_process'
 import { createHash, randomFillSync } from 'node:crypto'

@@ -77,6 +77,8 @@ export interface MockFaults {
   ignoreRange?: boolean
   /** Flip one byte of the next `n` /cdn bodies. */
   corrupt?: number
+  /** Answer HEAD on /resolve without the Hub's X-Repo-Commit, ETag and X-Linked-* headers (a proxy that strips them). */
+  bareHead?: boolean
   /** Answer every /api/ route 404 without an error code (a mirror that serves only /resolve). */
   noApi?: boolean
   /** Destroy every new connection at once (a Hub that cannot be reached). */
@@ -408,8 +410,14 @@ export async function startMockHub(o: MockHubOptions): Promise<MockHub> {
     if (!rev) return error(res, 404, 'RevisionNotFound', `Invalid rev id: ${revName}`)
     const path = raw.slice(6).map(decodeURIComponent).join('/')
     const f = rev.files.get(path)
-    if (!f) return error(res, 404, 'EntryNotFound', 'Entry not found', )
+    // the Hub names the commit it looked in (huggingface_hub records `.no_exist/<commit>/<path>` from it)
+    if (!f) return json(res, 404, { error: 'Entry not found' }, { 'x-error-code': 'EntryNotFound', 'x-error-message': 'Entry not found', 'x-repo-commit': rev.commit })
     const common = { 'x-repo-commit': rev.commit, 'access-control-expose-headers': 'X-Repo-Commit, X-Linked-Etag, X-Linked-Size' }
+    if (faults.bareHead && req.method === 'HEAD') {
+      res.writeHead(200, { 'content-type': 'text/html' })
+      res.end()
+      return
+    }
     if (f.lfs) {
       res.writeHead(302, {
         location: `${cdnBase}/cdn/${f.sha256}?sig=mock`,

@@ -120,7 +120,7 @@ describe('connection resets', () => {
     hub.requests.length = 0
     const other = await scratch()
     try {
-      hub.faults.reset = { match: /^GET \/datasets\/.*\/resolve\//, times: 1 }
+      hub.faults.reset = { match: /^HEAD \/datasets\/.*\/resolve\//, times: 1 }
       const f = await downloadDatasetFile({ repo: REPO, file: FILE, ...against(hub, other) })
       expect(f.sha256).toBe(DATA_SHA)
       expect(hub.requests.filter((r) => r.path.includes('/resolve/'))).toHaveLength(2)
@@ -181,21 +181,21 @@ describe('slow bodies and timeouts (HF_HUB_DOWNLOAD_TIMEOUT, HF_HUB_ETAG_TIMEOUT
     await expectRerunCompletes()
   })
 
-  it('a silent API is cut by HF_HUB_ETAG_TIMEOUT and retried', async () => {
-    hub.faults.hang = { match: /^POST \/api\/.*\/paths-info\//, times: 1 }
+  it('a silent metadata HEAD is cut by HF_HUB_ETAG_TIMEOUT and retried', async () => {
+    hub.faults.hang = { match: /^HEAD \/datasets\/.*\/resolve\//, times: 1 }
     await expectVerified(get(FILE, { HF_HUB_ETAG_TIMEOUT: '0.1' }))
-    expect(hub.requests.filter((r) => r.path.includes('/paths-info/'))).toHaveLength(2)
+    expect(hub.requests.filter((r) => r.method === 'HEAD' && r.path.includes('/resolve/'))).toHaveLength(2)
   })
 })
 
 describe('429 and 500s', () => {
-  it('429 with Retry-After is honoured on the API and on the body', async () => {
-    hub.faults.fail.push({ match: /^GET \/api\/.*\/revision\//, status: 429, times: 1, retryAfter: '0.4' }, { match: /^GET \/cdn\//, status: 429, times: 1, retryAfter: '0.4' })
+  it('429 with Retry-After is honoured on the metadata HEAD and on the body', async () => {
+    hub.faults.fail.push({ match: /^HEAD \/datasets\/.*\/resolve\//, status: 429, times: 1, retryAfter: '0.4' }, { match: /^GET \/cdn\//, status: 429, times: 1, retryAfter: '0.4' })
     const t0 = Date.now()
     await expectVerified(get())
     // the backoff alone would be ~5 ms per retry
     expect(Date.now() - t0).toBeGreaterThanOrEqual(750)
-    expect(hub.requests.filter((r) => r.path.includes('/revision/'))).toHaveLength(2)
+    expect(hub.requests.filter((r) => r.method === 'HEAD' && r.path.includes('/resolve/'))).toHaveLength(2)
     expect(cdnRanges()).toHaveLength(2)
   })
 
@@ -208,7 +208,7 @@ describe('429 and 500s', () => {
   })
 
   it('a burst of 500s within the retries ends in a verified file', async () => {
-    hub.faults.fail.push({ match: /^GET \/cdn\//, status: 500, times: 3 }, { match: /^POST \/api\/.*\/paths-info\//, status: 500, times: 3 })
+    hub.faults.fail.push({ match: /^GET \/cdn\//, status: 500, times: 3 }, { match: /^HEAD \/datasets\/.*\/resolve\//, status: 500, times: 3 })
     await expectVerified(get())
     expect(cdnRanges()).toHaveLength(4)
   })
@@ -314,13 +314,13 @@ describe('the token never leaks', () => {
     expect(await run()).toBe(true)
     hub.faults.reset = { match: /^GET \/cdn\//, times: 99, afterBytes: 0 }
     expect(await run()).toBe(true)
-    hub.faults.reset = { match: /^GET \/datasets\//, times: 99 }
+    hub.faults.reset = { match: /^(GET|HEAD) \/datasets\//, times: 99 }
     expect(await run()).toBe(true)
     delete hub.faults.reset
     hub.faults.hang = { match: /^GET \/cdn\//, times: 99 }
     expect(await run({ env: { ...env, HF_HUB_DOWNLOAD_TIMEOUT: '0.05' } })).toBe(true)
     delete hub.faults.hang
-    hub.faults.fail.push({ match: /^GET \/api\//, status: 503, times: 50 })
+    hub.faults.fail.push({ match: /^HEAD \/datasets\//, status: 503, times: 50 })
     expect(await run()).toBe(true)
     hub.faults.fail.length = 0
     // a wrong token, and none at all

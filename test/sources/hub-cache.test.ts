@@ -6,7 +6,7 @@ import { join } from 'node:path'
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { downloadDatasetFile } from '../../src/sources/hub/download.js'
 import { run, VENV_PYTHON } from '../helpers.js'
-import { against, DATA, DATA_SHA, FILE, README, recordingLog, REPO, scratch } from '../mock-hub/fixtures.js'
+import { against, DATA, DATA_SHA, FILE, README, recordingLog, REPO, scratch, seen } from '../mock-hub/fixtures.js'
 import { startMockHub, type MockHub } from '../mock-hub/server.js'
 
 const ROOT = 'datasets--llamafactory--RLHF-V'
@@ -70,7 +70,7 @@ describe('the Python cache layout', () => {
     expect(f.commit).toBe(commit)
     expect(await readFile(join(s.cacheDir, ROOT, 'refs', 'refs', 'convert', 'parquet'), 'utf8')).toBe(commit)
     expect(await readlink(f.path)).toBe(`../../../../blobs/${DATA_SHA}`)
-    expect(hub.requests.map((r) => r.path)).toContain(`/api/datasets/${REPO}/revision/refs/convert/parquet`)
+    expect(seen(hub)).toContain(`HEAD /datasets/${REPO}/resolve/refs/convert/parquet/${CONVERTED}`)
   })
 })
 

@@ -39,12 +39,10 @@ describe('downloadDatasetFile: a fresh download', () => {
     expect(await readdir(join(root, 'blobs'))).toEqual([DATA_SHA]) // the partial was renamed, nothing left over
     expect(await readFile(join(s.cacheDir, 'CACHEDIR.TAG'), 'utf8')).toMatch(/^Signature: 8a477f597d28d172789f06886806bc55\n/)
     expect(await readdir(join(s.cacheDir, '.locks', ROOT))).toEqual([]) // the lock was released
-    expect(seen(hub)).toEqual([
-      `GET /api/datasets/${REPO}/revision/main`,
-      `POST /api/datasets/${REPO}/paths-info/${commit}`,
-      `GET /datasets/${REPO}/resolve/${commit}/${FILE}`,
-      `GET /cdn/${DATA_SHA}`,
-    ])
+    // huggingface_hub's sequence: one HEAD on the resolve URL (X-Repo-Commit, X-Linked-Etag, X-Linked-Size, and
+    // the CDN's Location), then the body straight from the CDN, without the token
+    expect(seen(hub)).toEqual([`HEAD /datasets/${REPO}/resolve/main/${FILE}`, `GET /cdn/${DATA_SHA}`])
+    expect(hub.requests.find((r) => r.path.startsWith('/cdn/'))!.authorization).toBeUndefined()
   })
 
   it('a second run makes no body request; a commit sha revision makes no request at all', async () => {
@@ -54,7 +52,7 @@ describe('downloadDatasetFile: a fresh download', () => {
     expect(again.fromCache).toBe(true)
     expect(again.sha256).toBe(DATA_SHA)
     expect(hub.bodyRequests()).toEqual([])
-    expect(seen(hub)).toHaveLength(2) // revision + paths-info
+    expect(seen(hub)).toEqual([`HEAD /datasets/${REPO}/resolve/main/${FILE}`]) // the HEAD alone decides, as in Python
 
     hub.requests.length = 0
     const pinned = await downloadDatasetFile({ repo: REPO, file: FILE, revision: hub.commit(REPO), ...against(hub, s) })
@@ -133,10 +131,10 @@ describe('downloadDatasetFile: resume, retries, verification', () => {
   })
 
   it('retries injected 500s on metadata and body requests', async () => {
-    hub.faults.fail.push({ match: /^GET \/api\/.*\/revision\//, status: 500, times: 2 }, { match: /^GET \/cdn\//, status: 502, times: 1 })
+    hub.faults.fail.push({ match: /^HEAD \/datasets\/.*\/resolve\//, status: 500, times: 2 }, { match: /^GET \/cdn\//, status: 502, times: 1 })
     const f = await downloadDatasetFile({ repo: REPO, file: FILE, ...against(hub, s) })
     expect(f.sha256).toBe(DATA_SHA)
-    expect(seen(hub).filter((r) => r.includes('/revision/'))).toHaveLength(3)
+    expect(seen(hub).filter((r) => r.startsWith('HEAD /datasets/'))).toHaveLength(3)
     expect(seen(hub).filter((r) => r.startsWith('GET /cdn/'))).toHaveLength(2)
   })
 
@@ -144,11 +142,22 @@ describe('downloadDatasetFile: resume, retries, verification', () => {
     hub.faults.fail.push({ match: /^GET \/cdn\//, status: 403, times: 1 })
     const f = await downloadDatasetFile({ repo: REPO, file: FILE, ...against(hub, s) })
     expect(f.sha256).toBe(DATA_SHA)
-    expect(seen(hub).filter((r) => r.startsWith(`GET /datasets/${REPO}/resolve/`))).toHaveLength(2)
+    // the HEAD's Location first; after the CDN's 403, a fresh redirect from the resolve URL (at the commit)
+    expect(seen(hub)).toEqual([
+      `HEAD /datasets/${REPO}/resolve/main/${FILE}`,
+      `GET /cdn/${DATA_SHA}`,
+      `GET /datasets/${REPO}/resolve/${hub.commit(REPO)}/${FILE}`,
+      `GET /cdn/${DATA_SHA}`,
+    ])
     const other = await scratch()
     try {
-      hub.faults.fail.push({ match: /^GET \/datasets\/.*\/resolve\//, status: 403, times: 1 })
+      hub.faults.fail.push({ match: /^HEAD \/datasets\/.*\/resolve\//, status: 403, times: 1 })
       await expect(downloadDatasetFile({ repo: REPO, file: FILE, ...against(hub, other) })).rejects.toMatchObject({ name: 'HubError', code: 'forbidden' })
+      // a file served by the Hub itself (not in LFS): a 403 on its body GET is final too
+      hub.requests.length = 0
+      hub.faults.fail.push({ match: /^GET \/datasets\/.*\/resolve\//, status: 403, times: 1 })
+      await expect(downloadDatasetFile({ repo: REPO, file: 'README.md', ...against(hub, other) })).rejects.toMatchObject({ name: 'HubError', code: 'forbidden' })
+      expect(seen(hub)).toEqual([`HEAD /datasets/${REPO}/resolve/main/README.md`, `GET /datasets/${REPO}/resolve/${hub.commit(REPO)}/README.md`])
     } finally {
       await other.cleanup()
     }
@@ -172,11 +181,11 @@ describe('downloadDatasetFile: resume, retries, verification', () => {
   })
 
   it('gives up after the retries with a message that says what to do', async () => {
-    hub.faults.fail.push({ match: /^GET \/datasets\/.*\/resolve\//, status: 503, times: 99 })
+    hub.faults.fail.push({ match: /^GET \/cdn\//, status: 503, times: 99 })
     const err = await downloadDatasetFile({ repo: REPO, file: FILE, ...against(hub, s) }).catch((e: unknown) => e)
     expect(err).toMatchObject({ name: 'HubError', code: 'network' })
     expect((err as Error).message).toMatch(/rlhf-v\.parquet: the download failed 4 times in a row \(HTTP 503.*run again to resume/)
-    expect(seen(hub).filter((r) => r.startsWith('GET /datasets/'))).toHaveLength(4)
+    expect(seen(hub).filter((r) => r.startsWith('GET /cdn/'))).toHaveLength(4)
   })
 
   it('cuts a stalled body after HF_HUB_DOWNLOAD_TIMEOUT and resumes', async () => {
@@ -219,10 +228,80 @@ describe('downloadDatasetFile: resume, retries, verification', () => {
     expect((err as Error).message).toMatch(/run again: the download resumes/)
   })
 
-  it('falls back to HEAD on a mirror without the /api/ routes', async () => {
+  it('needs nothing but /resolve: a mirror without the /api/ routes works', async () => {
     hub.faults.noApi = true
     const f = await downloadDatasetFile({ repo: REPO, file: FILE, ...against(hub, s) })
     expect(f).toMatchObject({ commit: hub.commit(REPO), sha256: DATA_SHA })
-    expect(seen(hub)).toContain(`HEAD /datasets/${REPO}/resolve/main/${FILE}`)
+    expect(seen(hub)).toEqual([`HEAD /datasets/${REPO}/resolve/main/${FILE}`, `GET /cdn/${DATA_SHA}`])
+  })
+
+  it('a HEAD without the Hub headers (a proxy that strips them): asks the API instead', async () => {
+    hub.faults.bareHead = true
+    try {
+      const f = await downloadDatasetFile({ repo: REPO, file: FILE, ...against(hub, s) })
+      expect(f).toMatchObject({ commit: hub.commit(REPO), sha256: DATA_SHA, fromCache: false })
+      expect(seen(hub)).toEqual([
+        `HEAD /datasets/${REPO}/resolve/main/${FILE}`,
+        `GET /api/datasets/${REPO}/revision/main`,
+        `POST /api/datasets/${REPO}/paths-info/${hub.commit(REPO)}`,
+        `GET /datasets/${REPO}/resolve/${hub.commit(REPO)}/${FILE}`,
+        `GET /cdn/${DATA_SHA}`,
+      ])
+    } finally {
+      delete hub.faults.bareHead
+    }
+  })
+})
+
+describe('the metadata HEAD (huggingface_hub\'s get_hf_file_metadata)', () => {
+  const head = (path: string, token?: string) =>
+    fetch(`${hub.url}/datasets/${REPO}/resolve/main/${path}`, { method: 'HEAD', redirect: 'manual', headers: token ? { authorization: `Bearer ${token}` } : {} })
+
+  it('the mock answers it as the Hub does', async () => {
+    const commit = hub.commit(REPO)
+    const lfs = await head(FILE)
+    expect(lfs.status).toBe(302)
+    expect(lfs.headers.get('x-repo-commit')).toBe(commit)
+    expect(lfs.headers.get('x-linked-etag')).toBe(`"${DATA_SHA}"`)
+    expect(lfs.headers.get('x-linked-size')).toBe(String(DATA.length))
+    expect(lfs.headers.get('etag')).toBe(`"${hub.file(REPO, FILE).gitOid}"`) // the pointer's git oid
+    expect(lfs.headers.get('location')).toMatch(new RegExp(`^${hub.cdnUrl}/cdn/${DATA_SHA}\\?`))
+    const small = await head('README.md')
+    expect(small.status).toBe(200)
+    expect(small.headers.get('x-repo-commit')).toBe(commit)
+    expect(small.headers.get('etag')).toBe(`"${hub.file(REPO, 'README.md').gitOid}"`)
+    expect(small.headers.get('content-length')).toBe(String(Buffer.byteLength(README)))
+    expect(small.headers.get('x-linked-etag')).toBeNull()
+    const missing = await head('nope.parquet')
+    expect(missing.status).toBe(404)
+    expect(missing.headers.get('x-error-code')).toBe('EntryNotFound')
+    expect(missing.headers.get('x-repo-commit')).toBe(commit)
+  })
+
+  it('a file not in LFS: HEAD, then its body from the Hub at the commit, checked against its git oid', async () => {
+    const f = await downloadDatasetFile({ repo: REPO, file: 'README.md', ...against(hub, s) })
+    const commit = hub.commit(REPO)
+    expect(f).toMatchObject({ commit, size: Buffer.byteLength(README), fromCache: false })
+    expect(await readlink(f.path)).toBe(`../../blobs/${hub.file(REPO, 'README.md').gitOid}`)
+    expect(seen(hub)).toEqual([`HEAD /datasets/${REPO}/resolve/main/README.md`, `GET /datasets/${REPO}/resolve/${commit}/README.md`])
+  })
+
+  it('a Location on another origin is fetched without the token; the HEAD carries it', async () => {
+    const other = await scratch()
+    try {
+      const h = await startMockHub({ repos: { 'acme/private': { token: 'hf_head_token', files: { [FILE]: DATA } } } })
+      try {
+        const f = await downloadDatasetFile({ repo: 'acme/private', file: FILE, ...against(h, other, { HF_TOKEN: 'hf_head_token' }) })
+        expect(f.sha256).toBe(DATA_SHA)
+        expect(h.requests.map((r) => [`${r.method} ${r.path}`, r.authorization])).toEqual([
+          [`HEAD /datasets/acme/private/resolve/main/${FILE}`, 'Bearer hf_head_token'],
+          [`GET /cdn/${DATA_SHA}`, undefined],
+        ])
+      } finally {
+        await h.close()
+      }
+    } finally {
+      await other.cleanup()
+    }
   })
 })

@@ -195,12 +195,12 @@ describe('offline and unreachable', () => {
 
   it('the Hub answering 5xx: the cached file is used; 401/403/404 are not papered over', async () => {
     await downloadDatasetFile({ repo: REPO, file: FILE, ...against(hub, s) })
-    hub.faults.fail.push({ match: /^GET \/api\//, status: 503, times: 1 })
+    hub.faults.fail.push({ match: /^HEAD \/datasets\/.*\/resolve\//, status: 503, times: 1 })
     const cached = await downloadDatasetFile({ repo: REPO, file: FILE, ...against(hub, s) })
     expect(cached.fromCache).toBe(true)
-    hub.faults.fail.push({ match: /^GET \/api\//, status: 401, times: 1 })
+    hub.faults.fail.push({ match: /^HEAD \/datasets\/.*\/resolve\//, status: 401, times: 1 })
     await expect(downloadDatasetFile({ repo: REPO, file: FILE, ...against(hub, s) })).rejects.toMatchObject({ code: 'unauthorized' })
-    hub.faults.fail.push({ match: /^GET \/api\//, status: 403, times: 1 })
+    hub.faults.fail.push({ match: /^HEAD \/datasets\/.*\/resolve\//, status: 403, times: 1 })
     await expect(downloadDatasetFile({ repo: REPO, file: FILE, ...against(hub, s) })).rejects.toMatchObject({ code: 'forbidden' })
   })
 

@@ -196,9 +196,18 @@ describe.skipIf(!hasOpenssl)('downloads over HTTPS (self-signed test CA trusted 
     expect(await readFile(readme!.path, 'utf8')).toBe(README)
 
     // every request went over TLS: SNI `localhost` to the Hub, none to the CDN's IP address; the body client
-    // (the GETs of bytes) asks for ALPN http/1.1 (the metadata requests, through fetch, offer no ALPN)
+    // (the GETs of bytes) asks for ALPN http/1.1. The metadata is one HEAD per file on its resolve URL (the
+    // second at the commit the first answered), then the LFS body straight from the CDN URL of the first HEAD's
+    // redirect, and the small file's body from the Hub
+    const commit = secureHub.commit(REPO)
+    expect(secureHub.requests.map((q) => `${q.method} ${q.path}`)).toEqual([
+      `HEAD /datasets/${REPO}/resolve/main/${FILE}`,
+      `HEAD /datasets/${REPO}/resolve/${commit}/README.md`,
+      `GET /cdn/${DATA_SHA}`,
+      `GET /datasets/${REPO}/resolve/${commit}/README.md`,
+    ])
     const bodies = secureHub.bodyRequests()
-    expect(bodies.map((q) => q.path.split('/')[1])).toEqual(['datasets', 'cdn', 'datasets'])
+    expect(bodies.map((q) => q.path.split('/')[1])).toEqual(['cdn', 'datasets'])
     for (const q of bodies) expect(q.alpn, `${q.method} ${q.path}`).toBe('http/1.1')
     for (const q of secureHub.requests) expect(q.servername, `${q.method} ${q.path}`).toBe(q.path.startsWith('/cdn/') ? undefined : 'localhost')
     const cdn = cdnGets(secureHub)

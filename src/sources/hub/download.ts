@@ -5,7 +5,7 @@ import { hostname } from 'node:os'
 import { join } from 'node:path'
 import { blobPath, checkRepoPath, COMMIT_RE, findCached, incompletePath, linkPointer, lockPath, pointerPath, statPointer, writeCachedirTag, writeRef } from './cache.js'
 import { acquireLock } from './lock.js'
-import { explain, hubCall, resolveFiles, resolveUrl, type HubCall, type HubOptions, type RemoteFile, type Resolution } from './metadata.js'
+import { explain, headFiles, hubCall, resolveFiles, resolveUrl, type HubCall, type HubOptions, type RemoteFile, type Resolution } from './metadata.js'
 import { toDataFile, type ResolveDataFilesOptions, type ResolvedDataFiles } from './resolve.js'
 import { transferBlob } from './transfer.js'
 
@@ -56,6 +56,11 @@ export interface DownloadedFile {
  * `HF_ENDPOINT` mirrors, `HF_HUB_OFFLINE`, and the token from `HF_TOKEN` / the token file. The body streams
  * to disk: memory stays flat whatever the file's size.
  *
+ * Online, the metadata is one `HEAD` on the file's resolve URL, as huggingface_hub's `hf_hub_download` makes:
+ * its `X-Repo-Commit`, `X-Linked-Etag`/`ETag` and `X-Linked-Size`/`Content-Length` say which commit, blob and
+ * size, and the body GET goes straight to the CDN URL of its redirect (`Location`, without the token). A file
+ * already cached for that commit needs nothing more.
+ *
  * With a commit sha as `revision` and the file cached, or offline, no request is made. When the Hub cannot be
  * reached (not on 401/403/404), a cached copy is used with a warning. Failures are {@link HubError}s whose
  * message says what to do.
@@ -80,7 +85,8 @@ export async function downloadDatasetFile(o: DownloadFileOptions): Promise<Downl
       return fetchFile(call, revision, { commit: revision, files: [remote], fromCache: true }, remote, o)
     }
   }
-  const resolution = await resolveFiles(call, revision, [o.file])
+  // huggingface_hub's way: one HEAD on the resolve URL gives the commit, the blob name, the size and the CDN URL
+  const resolution = await headFiles(call, revision, [o.file])
   return fetchFile(call, revision, resolution, resolution.files[0]!, o)
 }
 
@@ -150,6 +156,7 @@ export async function fetchFile(
     }
     const spec = {
       url: resolveUrl(call, commit, remote.path),
+      ...(remote.location ? { directUrl: remote.location } : {}),
       size: remote.size,
       label: remote.path,
       ...(remote.sha256 ? { sha256: remote.sha256 } : {}),
@@ -222,7 +229,8 @@ export async function downloadDataFiles(o: DownloadDataFilesOptions): Promise<{ 
   const revision = o.revision ?? 'main'
   const names = o.file === undefined ? undefined : Array.isArray(o.file) ? o.file : [o.file]
   const pick = { ...(o.split !== undefined ? { split: o.split } : {}), ...(o.config !== undefined ? { config: o.config } : {}) }
-  const r = await resolveFiles(call, revision, names, pick)
+  // named files: a HEAD each, as huggingface_hub; otherwise the listing picks them
+  const r = names ? await headFiles(call, revision, names) : await resolveFiles(call, revision, names, pick)
   const files: DownloadedFile[] = []
   for (const [index, f] of r.files.entries()) {
     const onProgress = o.onProgress

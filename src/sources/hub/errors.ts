@@ -46,6 +46,8 @@ export class HubHttpError extends Error {
   override name = 'HubHttpError'
   /** The server's `Retry-After`, in ms. */
   retryAfterMs?: number
+  /** The Hub's `X-Repo-Commit` on the error (a 404 `EntryNotFound` on a resolve URL names the commit it looked in). */
+  repoCommit?: string
   constructor(
     readonly status: number,
     readonly url: string,

@@ -289,9 +289,10 @@ export interface OpenResponse {
 
 /**
  * One HTTP request with node:http(s), following redirects itself so the token goes only to the endpoint's
- * origin. Used for the `HEAD` on a resolve URL (mirrors without `/api/`); file bodies go through
- * {@link getBody} (`body.ts`), which costs a fraction of node:http's CPU per byte. `follow: 'same-origin'` stops at a redirect to another origin (the CDN), as
- * huggingface_hub's HEAD does to read `X-Linked-Etag` from the 302. The socket's idle timeout is `timeoutMs`; the
+ * origin. Used for the metadata `HEAD` on a resolve URL; file bodies go through {@link getBody} (`body.ts`), which
+ * costs a fraction of node:http's CPU per byte. `follow: 'same-origin'` stops at a redirect to another origin (the
+ * CDN); `'hub-head'` also stops at one that carries `X-Linked-Etag` (the file's own answer, wherever it points),
+ * as huggingface_hub's HEAD does to read `X-Repo-Commit`, `X-Linked-Etag`, `X-Linked-Size` and `Location` from the 302. The socket's idle timeout is `timeoutMs`; the
  * response errors with a {@link HubTimeoutError} when it fires.
  */
 export function request(
@@ -300,7 +301,7 @@ export function request(
     settings: HubSettings
     method?: 'GET' | 'HEAD'
     range?: number
-    follow?: 'all' | 'same-origin'
+    follow?: 'all' | 'same-origin' | 'hub-head'
     timeoutMs: number
     signal?: AbortSignal
     onRequest?: (url: string) => void
@@ -322,7 +323,9 @@ export function request(
         const location = res.headers.location
         if (status >= 300 && status < 400 && location && status !== 304) {
           const next = new URL(location, current).href
-          if (o.follow === 'same-origin' && !sameOrigin(next, current)) {
+          // 'hub-head': a redirect carrying the file's X-Linked-Etag is the file's answer, wherever it points
+          const answer = o.follow === 'hub-head' && res.headers['x-linked-etag'] !== undefined
+          if (answer || (o.follow !== undefined && o.follow !== 'all' && !sameOrigin(next, current))) {
             resolve({ res, url: current })
             return
           }

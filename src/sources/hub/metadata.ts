@@ -29,6 +29,8 @@ export interface RemoteFile {
   gitOid?: string
   /** The blob's name in the cache: the sha256 for LFS files, the git oid otherwise (huggingface_hub's etag). */
   etag: string
+  /** Where the bytes are, when a `HEAD` on the resolve URL said so (the CDN URL of its redirect). */
+  location?: string
 }
 
 /** One resolved Hub call: the repo, its settings and the `fetch` the library's functions use. */
@@ -121,27 +123,43 @@ export async function statFiles(call: HubCall, revision: string, commit: string,
   return files.map((f) => toRemote(byPath.get(f)!))
 }
 
+/** What one `HEAD` on a resolve URL tells: the commit, the file, and where its bytes are. */
+export interface HeadAnswer {
+  commit: string
+  file: RemoteFile
+}
+
 /**
  * A file's commit, blob name and size from one `HEAD` on its resolve URL, stopping at the redirect to the CDN:
- * huggingface_hub's own way, used when a mirror does not serve the `/api/` routes.
+ * huggingface_hub's own way (`get_hf_file_metadata`). `X-Repo-Commit` is the commit, `X-Linked-Etag` (LFS: the
+ * sha256) or `ETag` (the git blob oid) the blob's name, `X-Linked-Size` or `Content-Length` the size, and the
+ * redirect's `Location` (an LFS file's CDN URL) becomes `file.location`, fetched without the token. Same-origin
+ * redirects that are not the file's answer (a renamed repo) are followed. Retried like every metadata request
+ * (network errors, 408/429/5xx, `Retry-After`, `HF_HUB_ETAG_TIMEOUT` per attempt). A 404 `EntryNotFound`
+ * carries the commit the Hub looked in (`repoCommit`).
  */
-export async function headFile(call: HubCall, revision: string, file: string): Promise<{ commit: string; file: RemoteFile }> {
+export async function headFile(call: HubCall, revision: string, file: string): Promise<HeadAnswer> {
   const url = resolveUrl(call, revision, file)
   return withRetry(
     async () => {
       const { res, url: at } = await request(url, {
         settings: call.settings,
         method: 'HEAD',
-        follow: 'same-origin',
+        follow: 'hub-head',
         timeoutMs: call.settings.metadataTimeoutMs,
         ...(call.signal ? { signal: call.signal } : {}),
         ...(call.onRequest ? { onRequest: call.onRequest } : {}),
       })
       const status = res.statusCode ?? 0
-      if (status >= 400) throw await httpErrorOfMessage(res, at)
-      res.resume()
       const h = res.headers
       const one = (k: string) => (typeof h[k] === 'string' ? (h[k] as string) : undefined)
+      if (status >= 400) {
+        const err = await httpErrorOfMessage(res, at)
+        const commit = one('x-repo-commit')
+        if (commit && COMMIT_RE.test(commit)) err.repoCommit = commit
+        throw err
+      }
+      res.resume()
       const commit = one('x-repo-commit')
       const linked = one('x-linked-etag')
       const etag = (linked ?? one('etag'))?.replace(/^W\//, '').replace(/"/g, '')
@@ -149,12 +167,53 @@ export async function headFile(call: HubCall, revision: string, file: string): P
       if (!commit || !COMMIT_RE.test(commit) || !etag || !Number.isFinite(size)) {
         throw new HubError('bad-response', `[prefpipe] ${call.repo}: ${stripQuery(at)} answered without X-Repo-Commit, ETag or size headers (is ${call.settings.endpoint} a Hub mirror?)`)
       }
-      const remote: RemoteFile = linked && /^[0-9a-f]{64}$/.test(etag) ? { path: file, size, sha256: etag, etag } : { path: file, size, gitOid: etag, etag }
-      return { commit, file: remote }
+      const location = status >= 300 && status < 400 && one('location') ? new URL(one('location')!, at).href : undefined
+      const base: RemoteFile = linked && /^[0-9a-f]{64}$/.test(etag) ? { path: file, size, sha256: etag, etag } : { path: file, size, gitOid: etag, etag }
+      return { commit, file: location ? { ...base, location } : base }
     },
     call.retry,
     call.signal,
   )
+}
+
+/**
+ * Resolve named files the way huggingface_hub's `hf_hub_download` does: one `HEAD` per file on its resolve URL
+ * (the first at `revision`, the others at the commit it answered, so all share one commit), no `/api/` call.
+ * Each file keeps the CDN URL its `HEAD` was redirected to, so the body GET goes straight there. Offline, or
+ * when the Hub cannot be reached (network errors, 408/429/5xx; not 401/403/404) and the cache has the files,
+ * the cache answers, as in {@link resolveFiles}. A server whose `HEAD` lacks the Hub's headers (a proxy that
+ * strips them) is asked through the API instead.
+ */
+export async function headFiles(call: HubCall, revision: string, files: string[]): Promise<Resolution> {
+  if (call.settings.offline) return fromCache(call, revision, files, {}, 'offline')
+  const cached = await cachedAnswer(call, revision, files)
+  const first = cached ? withPolicy(call, { ...call.retry, retries: 0 }) : call
+  try {
+    let commit: string | undefined
+    const out: RemoteFile[] = []
+    for (const f of files) {
+      const h = await headFile(first, commit ?? revision, f)
+      commit ??= h.commit
+      out.push(h.file)
+    }
+    return { commit: commit!, files: out, fromCache: false }
+  } catch (err) {
+    if (isAbortError(err) || call.signal?.aborted) throw call.signal ? abortError(call.signal) : err
+    if ((err instanceof HubError && err.code === 'bad-response') || (err instanceof HubHttpError && (err.status === 405 || err.status === 501))) {
+      call.log?.debug(`${call.settings.endpoint} does not answer HEAD like the Hub (${describeError(err)}); using the API`)
+      return resolveFiles(call, revision, files)
+    }
+    if (cached && isUnreachable(err)) {
+      try {
+        const r = await fromCache(call, revision, files, {}, 'unreachable', err)
+        call.log?.warn(`${call.repo}: the Hub (${call.settings.endpoint}) cannot be reached (${describeError(err)}); using the cached files of commit ${r.commit.slice(0, 7)}`)
+        return r
+      } catch {
+        // the cache did not have everything after all: report the network error
+      }
+    }
+    throw await explain(err, call, { revision, ...(files.length === 1 ? { file: files[0]! } : {}) })
+  }
 }
 
 /** A mirror without the `/api/` routes answers them 404 without a Hub error code (or 405/501). */
@@ -370,6 +429,9 @@ export async function explain(err: unknown, call: HubCall, target: { revision: s
       if (err.errorCode === 'RepoNotFound' || /repo/i.test(err.serverMessage ?? '')) {
         const access = s.token ? `, or it is private and ${tokenNote(s)} but has no access to it` : ''
         return new HubError('repo-not-found', `[prefpipe] the dataset ${where} does not exist (404${server})${access}; check the name (owner/name)`, { status: 404, cause: err, token })
+      }
+      if (err.errorCode === 'EntryNotFound' && target.file && err.repoCommit) {
+        return await fileNotFound(call, target.revision, err.repoCommit, [target.file])
       }
       if (err.errorCode === 'EntryNotFound' && target.file) {
         const paths = await filesForMessage(call, target.revision)

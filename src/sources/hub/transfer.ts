@@ -14,6 +14,11 @@ import { backoffMs, RETRY_STATUS, sameOrigin, sleep, type RetryPolicy } from './
 export interface BlobSpec {
   /** `<endpoint>/datasets/<repo>/resolve/<commit>/<file>` (redirects to the CDN are followed). */
   url: string
+  /**
+   * Where the Hub's `HEAD` said the bytes are (the CDN URL of its redirect): fetched first, with no extra
+   * hop; a 4xx from it (an expired signed URL) goes back to `url` for a fresh redirect.
+   */
+  directUrl?: string
   size: number
   /** The LFS oid: the sha256 the bytes must have. */
   sha256?: string
@@ -64,6 +69,7 @@ export async function transferBlob(spec: BlobSpec, o: TransferOptions): Promise<
   let mismatches = 0
   let downloaded = 0
   const resumedFrom = await partialSize(o.partial, spec.size)
+  let from = spec.directUrl ?? spec.url
   await warnIfLowOnSpace(o.partial, spec.size - resumedFrom, o.log)
   for (;;) {
     if (signal?.aborted) throw abortError(signal)
@@ -74,7 +80,7 @@ export async function transferBlob(spec: BlobSpec, o: TransferOptions): Promise<
     try {
       hashes = await hashPrefix(o.partial, have, spec, signal)
       if (have < spec.size) {
-        const res = await getBody(spec.url, {
+        const res = await getBody(from, {
           settings: o.settings,
           range: have,
           timeoutMs: o.settings.downloadTimeoutMs,
@@ -100,6 +106,7 @@ export async function transferBlob(spec: BlobSpec, o: TransferOptions): Promise<
           // A CDN's 4xx (an expired signed URL) is cured by resolving again at once; the Hub's own 4xx are final.
           // 408 and 429 are retried as such, after their Retry-After, wherever they come from.
           if (status === 416 || (status >= 400 && status < 500 && !RETRY_STATUS.has(status) && !sameOrigin(url, o.settings.endpoint))) err.retryAfterMs = 0
+          if (status !== 416 && err.retryAfterMs === 0) from = spec.url
           throw err
         }
         const before = have
