@@ -717,7 +717,9 @@ class LineWriter {
 
   constructor(readonly tmp: string) {
     this.stream = createWriteStream(tmp, { flush: true })
-    this.stream.on('error', (err) => {
+    this.stream.on('error', (err: NodeJS.ErrnoException) => {
+      // A failed write (ENOSPC, EIO) carries no path: name the file being written, as the caller will show it.
+      err.path ??= join(dirname(tmp), basename(tmp).replace(/^\./, '').replace(/\.prefpipe-tmp-.*$/, ''))
       this.error ??= err
     })
   }
