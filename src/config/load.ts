@@ -7,7 +7,7 @@ import { dirname, resolve } from 'node:path'
 import { isMap, isScalar, LineCounter, parseDocument, stringify, YAMLMap, type Document, type Node } from 'yaml'
 import { IMAGE_DEFAULTS } from '../presets/prepare.js'
 import { PRESETS, type PresetName } from '../presets/index.js'
-import { checkTrainKeys } from '../llamafactory/train-args.js'
+import { checkTrainKeys, editDistance } from '../llamafactory/train-args.js'
 import { CONFIG_KEYS, configSchema, isImageConfig, type PrefpipeConfig, type PrefpipeConfigInput } from './schema.js'
 
 /** One problem of a config: where (`file:line:col`, or the `--set` that put the value there) and what. */
@@ -270,14 +270,4 @@ function closest(key: string, known: readonly string[]): string | undefined {
     if (d < bestD) [best, bestD] = [k, d]
   }
   return best
-}
-
-function editDistance(a: string, b: string): number {
-  let prev = Array.from({ length: b.length + 1 }, (_, j) => j)
-  for (let i = 1; i <= a.length; i++) {
-    const cur = [i]
-    for (let j = 1; j <= b.length; j++) cur[j] = Math.min(prev[j]! + 1, cur[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1))
-    prev = cur
-  }
-  return prev[b.length]!
 }

@@ -7,6 +7,7 @@ import { createReadStream } from 'node:fs'
 import { readdir, readFile, stat } from 'node:fs/promises'
 import { extname, isAbsolute, join, resolve } from 'node:path'
 import { createInterface } from 'node:readline'
+import { editDistance } from '../llamafactory/train-args.js'
 import { configString, datasetNames, type RunPaths } from './config.js'
 
 /** One finding of a check: `fail` stops the launch, `warn` is printed, `ok`/`info` are for the record. */
@@ -46,20 +47,10 @@ function closest(name: string, names: readonly string[]): string | undefined {
   let best: string | undefined
   let bestD = Math.max(2, Math.floor(name.length / 3)) + 1
   for (const n of names) {
-    const d = levenshtein(name, n)
+    const d = editDistance(name, n)
     if (d < bestD) [best, bestD] = [n, d]
   }
   return best
-}
-
-function levenshtein(a: string, b: string): number {
-  let prev = Array.from({ length: b.length + 1 }, (_, j) => j)
-  for (let i = 1; i <= a.length; i++) {
-    const cur = [i]
-    for (let j = 1; j <= b.length; j++) cur[j] = Math.min(prev[j]! + 1, cur[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1))
-    prev = cur
-  }
-  return prev[b.length]!
 }
 
 /**
