@@ -3,7 +3,7 @@ import tls from 'node:tls'
 import { abortError } from '../../pipeline/errors.js'
 import type { HubSettings } from './env.js'
 import { HubHttpError, stripQuery } from './errors.js'
-import { HubTimeoutError, parseRetryAfter, sameOrigin, USER_AGENT } from './http.js'
+import { HubTimeoutError, hubHttpError, sameOrigin, USER_AGENT } from './http.js'
 
 /**
  * The GET of a file's bytes, on a bare TCP/TLS socket that reads into a few reused buffers (`onread`).
@@ -389,18 +389,6 @@ function badResponse(url: string, why: string): Error {
 
 /** The {@link HubHttpError} of a failed answer (reads and releases its body). */
 export async function httpErrorOfBody(r: BodyResponse): Promise<HubHttpError> {
-  let message = r.headers['x-error-message']
   const text = await r.text().catch(() => '')
-  if (!message && text) {
-    try {
-      const json = JSON.parse(text) as { error?: unknown }
-      if (typeof json.error === 'string') message = json.error
-    } catch {
-      message = text.slice(0, 200)
-    }
-  }
-  const err = new HubHttpError(r.status, r.url, r.headers['x-error-code'], message)
-  const after = parseRetryAfter(r.headers['retry-after'])
-  if (after !== undefined) err.retryAfterMs = after
-  return err
+  return hubHttpError(r.status, r.url, (n) => r.headers[n], text)
 }

@@ -215,10 +215,12 @@ function metadataRequest(url: string, init: RequestInit, o: { timeoutMs: number;
   return hop(url, (init.method ?? 'GET').toUpperCase(), headersOf(init.headers), body, 20)
 }
 
-/** Build the {@link HubHttpError} of a failed metadata answer (its body is already read). */
-async function httpErrorOf(res: MetadataResponse, url: string): Promise<HubHttpError> {
-  let message = res.headers.get('x-error-message') ?? undefined
-  const text = await res.text()
+/**
+ * The {@link HubHttpError} of a failed answer, whatever client read it: the Hub's `X-Error-Message` (else the
+ * `error`/`message` of a JSON body, else the body's start), `X-Error-Code`, and `Retry-After`.
+ */
+export function hubHttpError(status: number, url: string, header: (name: string) => string | undefined, text: string): HubHttpError {
+  let message = header('x-error-message')
   if (!message && text) {
     try {
       const json = JSON.parse(text) as { error?: unknown; message?: unknown }
@@ -228,10 +230,15 @@ async function httpErrorOf(res: MetadataResponse, url: string): Promise<HubHttpE
       message = text.slice(0, 200)
     }
   }
-  const err = new HubHttpError(res.status, url, res.headers.get('x-error-code') ?? undefined, message)
-  const after = parseRetryAfter(res.headers.get('retry-after'))
+  const err = new HubHttpError(status, url, header('x-error-code'), message)
+  const after = parseRetryAfter(header('retry-after'))
   if (after !== undefined) err.retryAfterMs = after
   return err
+}
+
+/** Build the {@link HubHttpError} of a failed metadata answer (its body is already read). */
+async function httpErrorOf(res: MetadataResponse, url: string): Promise<HubHttpError> {
+  return hubHttpError(res.status, url, (n) => res.headers.get(n) ?? undefined, await res.text())
 }
 
 /**
@@ -357,19 +364,9 @@ export async function readText(res: IncomingMessage, max = 64 * 1024): Promise<s
 
 /** The {@link HubHttpError} of a failed node:http response (reads and releases its body). */
 export async function httpErrorOfMessage(res: IncomingMessage, url: string): Promise<HubHttpError> {
-  const h = res.headers
-  let message = typeof h['x-error-message'] === 'string' ? h['x-error-message'] : undefined
   const text = await readText(res).catch(() => '')
-  if (!message && text) {
-    try {
-      const json = JSON.parse(text) as { error?: unknown }
-      if (typeof json.error === 'string') message = json.error
-    } catch {
-      message = text.slice(0, 200)
-    }
-  }
-  const err = new HubHttpError(res.statusCode ?? 0, url, typeof h['x-error-code'] === 'string' ? h['x-error-code'] : undefined, message)
-  const after = parseRetryAfter(typeof h['retry-after'] === 'string' ? h['retry-after'] : undefined)
-  if (after !== undefined) err.retryAfterMs = after
-  return err
+  return hubHttpError(res.statusCode ?? 0, url, (n) => {
+    const v = res.headers[n]
+    return typeof v === 'string' ? v : undefined
+  }, text)
 }
