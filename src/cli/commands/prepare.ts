@@ -22,6 +22,8 @@ interface PrepareCliOptions extends LaunchCliOptions {
   model?: string
   maxPixels?: number
   quality?: number
+  resizeKernel?: 'cubic' | 'lanczos3'
+  optimiseCoding?: boolean
   cutoffLen?: number
   nearDuplicates?: 'group' | 'drop'
   set: string[]
@@ -76,6 +78,8 @@ function registerPreset(program: Command, preset: Preset): void {
       .option('--model <model>', 'qwen2-vl (default), qwen2.5-vl, qwen3-vl, or a Qwen-VL Hub id: sets the image grid and the YAML')
       .option('--max-pixels <n>', 'image pixel budget (image_max_pixels in the YAML)', number('a whole number >= 784', (n) => Number.isInteger(n) && n >= 784))
       .option('--quality <q>', 'JPEG quality of re-encoded images', number('1-100', (n) => Number.isInteger(n) && n >= 1 && n <= 100))
+      .addOption(new Option('--resize-kernel <kernel>', 'resampling kernel of re-encoded images (cubic: Pillow\'s BICUBIC, as LLaMA-Factory)').choices(['cubic', 'lanczos3']))
+      .option('--optimise-coding', 'optimise the JPEG Huffman tables (about 3 % smaller, slower)')
       .option('--cutoff-len <n>', 'token budget per row (cutoff_len in the YAML); longer rows are rejected', number('a whole number >= 1', (n) => Number.isInteger(n) && n >= 1))
       .addOption(new Option('--near-duplicates <what>', 'near-duplicate images: keep them in one group (split-aware) or drop their rows').choices(['group', 'drop']))
       .option('--set <key=value>', 'override a key of train_dpo.yaml (repeatable; checked against LLaMA-Factory\'s keys)', collect, [])
@@ -109,6 +113,8 @@ async function run(preset: Preset, opts: PrepareCliOptions, flags: GlobalFlags):
     imageOptions: {
       ...(opts.maxPixels !== undefined ? { maxPixels: opts.maxPixels } : {}),
       ...(opts.quality !== undefined ? { quality: opts.quality } : {}),
+      ...(opts.resizeKernel !== undefined ? { resizeKernel: opts.resizeKernel } : {}),
+      ...(opts.optimiseCoding ? { optimiseCoding: true } : {}),
       ...(opts.cutoffLen !== undefined ? { cutoffLen: opts.cutoffLen } : {}),
       ...(opts.nearDuplicates !== undefined ? { nearDuplicates: opts.nearDuplicates } : {}),
     },

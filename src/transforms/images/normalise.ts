@@ -19,7 +19,16 @@ export interface EncodeOptions {
   quality: number
   /** JPEG chroma subsampling. */
   chromaSubsampling: '4:2:0' | '4:4:4'
+  /** Resampling kernel. Default `cubic` (Catmull-Rom: Pillow's BICUBIC, which LLaMA-Factory and the Qwen-VL processors resize with). */
+  kernel?: ResizeKernel
+  /** JPEG: optimise the Huffman tables (about 3 % smaller files, about a third more encoding CPU). Default `false`, as Pillow. */
+  optimiseCoding?: boolean
 }
+
+/** Resampling kernels the stage offers. */
+export const RESIZE_KERNELS = ['cubic', 'lanczos3'] as const
+/** A kernel of {@link RESIZE_KERNELS}. */
+export type ResizeKernel = (typeof RESIZE_KERNELS)[number]
 
 /**
  * Why an image had to be re-encoded. Counted per distinct source image as `reencode.<cause>` counters.
@@ -82,8 +91,8 @@ export function keepAsIs(bytes: Uint8Array, format: 'jpeg' | 'png'): Uint8Array 
 /**
  * Decode (first frame only, under the guards), apply the EXIF orientation, composite alpha onto white,
  * convert to 8-bit sRGB (CMYK and other profiles through the embedded ICC profile, else sharp's defaults;
- * grey to RGB; 16-bit to 8-bit; palettes expanded), resample to `target` with Lanczos-3, and encode once
- * with no metadata. Throws sharp's error for data that fails to decode (see `classifyDecodeError`).
+ * grey to RGB; 16-bit to 8-bit; palettes expanded), resample to `target` with `enc.kernel` (cubic unless set),
+ * and encode once with no metadata (baseline JPEG, Huffman tables optimised only with `enc.optimiseCoding`). Throws sharp's error for data that fails to decode (see `classifyDecodeError`).
  *
  * @example
  * const { bytes } = await reencodeImage(input, { width: 504, height: 504 }, guard, { format: 'jpeg', quality: 90, chromaSubsampling: '4:2:0' })
@@ -91,10 +100,10 @@ export function keepAsIs(bytes: Uint8Array, format: 'jpeg' | 'png'): Uint8Array 
 export async function reencodeImage(bytes: Uint8Array, target: Size, guard: Pick<DecodeGuard, 'limitInputPixels' | 'failOn'>, enc: EncodeOptions): Promise<{ bytes: Buffer; width: number; height: number }> {
   let img = sharp(bytes, sharpInput(guard))
     .autoOrient()
-    .resize(target.width, target.height, { fit: 'fill', kernel: 'lanczos3' })
+    .resize(target.width, target.height, { fit: 'fill', kernel: enc.kernel ?? 'cubic' })
     .flatten({ background: { r: 255, g: 255, b: 255 } })
     .toColourspace('srgb')
-  if (enc.format === 'jpeg') img = img.jpeg({ quality: enc.quality, chromaSubsampling: enc.chromaSubsampling, progressive: false, mozjpeg: false })
+  if (enc.format === 'jpeg') img = img.jpeg({ quality: enc.quality, chromaSubsampling: enc.chromaSubsampling, progressive: false, mozjpeg: false, optimiseCoding: enc.optimiseCoding ?? false })
   else if (enc.format === 'png') img = img.png({ compressionLevel: 9, palette: false })
   else img = img.webp({ quality: enc.quality })
   const { data, info } = await img.toBuffer({ resolveWithObject: true })

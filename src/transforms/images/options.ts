@@ -4,7 +4,7 @@
 import { availableParallelism } from 'node:os'
 import { z } from 'zod'
 import { INPUT_FORMATS, type FailOn, type InputFormat } from './decode.js'
-import { OUTPUT_FORMATS, type OutputFormat } from './normalise.js'
+import { OUTPUT_FORMATS, RESIZE_KERNELS, type OutputFormat, type ResizeKernel } from './normalise.js'
 import { QWEN_MAX_ASPECT, VISION_MODELS, type VisionModelName } from './resize.js'
 import type { ImageReuse } from './reuse.js'
 
@@ -43,6 +43,16 @@ export interface ProcessImagesOptions {
   quality?: number
   /** JPEG chroma subsampling. Default `4:2:0`. */
   chromaSubsampling?: '4:2:0' | '4:4:4'
+  /**
+   * Resampling kernel of re-encoded images: `cubic` (default; Catmull-Rom, Pillow's BICUBIC, the filter
+   * LLaMA-Factory's `image.resize` and the Qwen-VL processors use) or `lanczos3` (sharper, about 5 % slower).
+   */
+  resizeKernel?: ResizeKernel
+  /**
+   * Optimise the JPEG Huffman tables of re-encoded images: about 3 % smaller files for about a third more
+   * encoding CPU. Default `false` (Pillow's default too).
+   */
+  optimiseCoding?: boolean
   /** `auto` (default) keeps conforming JPEG/PNG files as they are; `always` re-encodes every image. */
   reencode?: 'auto' | 'always'
   /** Near-duplicate images: `group` (default) sets `ImageRef.group`; `drop` also rejects rows whose image nearly duplicates an earlier row's (`near_duplicate`). */
@@ -99,6 +109,8 @@ export interface ResolvedImagesOptions {
   format: OutputFormat
   quality: number
   chromaSubsampling: '4:2:0' | '4:4:4'
+  resizeKernel: ResizeKernel
+  optimiseCoding: boolean
   reencode: 'auto' | 'always'
   nearDuplicates: 'group' | 'drop'
   nearDuplicateDistance: number
@@ -129,6 +141,8 @@ const schema = z.strictObject({
   format: z.enum(OUTPUT_FORMATS).optional(),
   quality: z.number().int().min(1).max(100).optional(),
   chromaSubsampling: z.enum(['4:2:0', '4:4:4']).optional(),
+  resizeKernel: z.enum(RESIZE_KERNELS).optional(),
+  optimiseCoding: z.boolean().optional(),
   reencode: z.enum(['auto', 'always']).optional(),
   nearDuplicates: z.enum(['group', 'drop']).optional(),
   nearDuplicateDistance: z.number().int().min(0).max(32).optional(),
@@ -185,6 +199,8 @@ export function resolveImagesOptions(options: unknown): ResolvedImagesOptions {
     format: o.format ?? 'jpeg',
     quality: o.quality ?? 90,
     chromaSubsampling: o.chromaSubsampling ?? '4:2:0',
+    resizeKernel: o.resizeKernel ?? 'cubic',
+    optimiseCoding: o.optimiseCoding ?? false,
     reencode: o.reencode ?? 'auto',
     nearDuplicates: o.nearDuplicates ?? 'group',
     nearDuplicateDistance: o.nearDuplicateDistance ?? 6,
