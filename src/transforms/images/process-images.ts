@@ -89,7 +89,8 @@ const PATH_ERRORS = new Set(['ENOENT', 'ENOTDIR', 'EISDIR', 'EACCES', 'EPERM', '
  *    non-sRGB ICC profile or EXIF rotation, and already at its target size, is kept: its bytes are copied,
  *    with metadata segments removed losslessly (a file without metadata stays byte-identical). Anything else
  *    is decoded once, EXIF-rotated, flattened onto white, converted to 8-bit sRGB through its ICC profile,
- *    resized with Lanczos-3 and encoded once as `format` without metadata.
+ *    resized with `resizeKernel` (cubic: Pillow's BICUBIC, as LLaMA-Factory) and encoded once as `format`
+ *    without metadata.
  * 4. **Dedupe**: the output bytes are content-addressed by sha256. A source (by sha256 of its bytes) is
  *    processed once per run however many rows use it (`imageCacheHits`), as long as its result stays in the
  *    `cacheBytes` cache. A row identical to an earlier emitted row (system, prompt, chosen, rejected, image
@@ -213,7 +214,7 @@ class RunState {
   ) {
     this.guard = { limitInputPixels: o.limitInputPixels, failOn: o.failOn, inputFormats: o.inputFormats, animated: o.animated }
     this.policy = { factor: o.factor, minPixels: o.minPixels, maxPixels: o.maxPixels, maxAspectRatio: o.maxAspectRatio }
-    this.enc = { format: o.format, quality: o.quality, chromaSubsampling: o.chromaSubsampling }
+    this.enc = { format: o.format, quality: o.quality, chromaSubsampling: o.chromaSubsampling, kernel: o.resizeKernel, optimiseCoding: o.optimiseCoding }
     this.tokens = { factor: o.factor, charsPerToken: o.charsPerToken, turnOverhead: o.turnOverhead, defaultSystem: o.defaultSystem, placeholder: o.placeholder }
     this.limit = pLimit(o.concurrency)
     this.groups = new ImageGroups(o.nearDuplicateDistance)
@@ -257,11 +258,10 @@ class RunState {
       return hit.promise
     }
     this.count('imagesDecoded') // or taken from `reuse`: the counters come out the same
-    const promise = this.limit(() => {
-      const work = this.processOrReuse(bytes, sha)
-      this.running.add(work)
-      return work.finally(() => this.running.delete(work))
-    })
+    // The journal line is written after the slot is freed: the next image need not wait for the file system.
+    const promise = this.limit(() => this.track(this.processOrLookup(bytes, sha))).then(({ outcome, fresh }) =>
+      fresh && this.o.reuse ? this.track(this.o.reuse.record(sha, outcome as ReusableOutcome)).then(() => outcome) : outcome,
+    )
     const entry: CacheEntry = { promise, size: 0 }
     this.cache.set(sha, entry)
     promise.then(
@@ -287,17 +287,20 @@ class RunState {
     }
   }
 
-  /** One distinct source: from `reuse` when it has it (verified), else processed (and recorded there). */
-  private async processOrReuse(bytes: Uint8Array, sourceSha: string): Promise<Outcome> {
-    const reuse = this.o.reuse
-    const known = reuse ? await reuse.lookup(sourceSha) : undefined
+  /** Keep `work` in `running` until it settles (so that `close` can wait for it). */
+  private track<T>(work: Promise<T>): Promise<T> {
+    this.running.add(work)
+    return work.finally(() => this.running.delete(work))
+  }
+
+  /** One distinct source: from `reuse` when it has it (verified), else processed (`fresh`: to record there). */
+  private async processOrLookup(bytes: Uint8Array, sourceSha: string): Promise<{ outcome: Outcome; fresh: boolean }> {
+    const known = this.o.reuse ? await this.o.reuse.lookup(sourceSha) : undefined
     if (known) {
       if (known.ok) this.countProcessed(known as Processed)
-      return known as Outcome
+      return { outcome: known as Outcome, fresh: false }
     }
-    const outcome = await this.process(bytes, sourceSha)
-    if (reuse) await reuse.record(sourceSha, outcome as ReusableOutcome)
-    return outcome
+    return { outcome: await this.process(bytes, sourceSha), fresh: true }
   }
 
   /** The counters of one processed image (the same for a reused one). */
@@ -454,7 +457,11 @@ class RunState {
   /** Stop queued work and wait for what already runs (so no sharp call outlives the stage); settle the journal. */
   async close(completed: boolean): Promise<void> {
     this.limit.clearQueue()
-    await Promise.allSettled([...this.running])
+    // An image that finishes then records its journal line: wait until nothing runs, microtasks drained between.
+    do {
+      await Promise.allSettled([...this.running])
+      await new Promise((resolve) => setImmediate(resolve))
+    } while (this.running.size > 0)
     await this.o.reuse?.finish(completed)
   }
 

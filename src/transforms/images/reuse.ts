@@ -11,12 +11,14 @@
  * line whose file never got written (a crash) or was changed is simply a miss.
  */
 import { createHash } from 'node:crypto'
-import { appendFile, mkdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises'
+import { createWriteStream, type WriteStream } from 'node:fs'
+import { mkdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import sharp from 'sharp'
 import type { ImageSource } from '../../record.js'
 import { prefpipeVersion } from '../../version.js'
 import type { ImageFailure } from './decode.js'
+import { PHASH_VERSION } from './phash.js'
 
 /** A processed image as the images stage hands it on. `bytes` is null when it is read from `path`. */
 export interface ReusableImage {
@@ -44,7 +46,7 @@ export type ReusableOutcome = ReusableImage | ImageFailure
 export interface ImageReuse {
   /** The outcome of this source image (sha256 of its bytes) from an earlier run with the same options, verified; else undefined. */
   lookup(sourceSha256: string): Promise<ReusableOutcome | undefined>
-  /** Record the outcome of a source image processed in this run. */
+  /** Record the outcome of a source image processed in this run (resolves once its line, and its image file if the journal writes images, are written). */
   record(sourceSha256: string, outcome: ReusableOutcome): Promise<void>
   /**
    * The run finished: rewrite the journal with exactly the entries this run used, sorted (so a finished folder
@@ -103,11 +105,12 @@ export function imageFile(sha256: string, ext: string): string {
 
 /**
  * The fingerprint of the options that decide an output image, and of the libraries that make it (prefpipe's
- * version and sharp's libvips, mozjpeg, ... versions): a journal made under another fingerprint is not used.
+ * version and sharp's libvips, mozjpeg, ... versions) and of the pHash definition ({@link PHASH_VERSION}): a journal
+ * made under another fingerprint is not used.
  */
 export function journalFingerprint(options: Record<string, unknown>, prefpipeVersion: string): string {
   const versions = sharp.versions as unknown as Record<string, string | undefined>
-  const text = JSON.stringify({ options: sortObject(options), prefpipe: prefpipeVersion, sharp: sortObject(versions) })
+  const text = JSON.stringify({ options: sortObject(options), prefpipe: prefpipeVersion, sharp: sortObject(versions), phash: PHASH_VERSION })
   return createHash('sha256').update(text).digest('hex').slice(0, 32)
 }
 
@@ -156,22 +159,38 @@ export async function imageJournal(o: ImageJournalOptions): Promise<ImageReuse> 
   }
   const used = new Map<string, Entry>()
   let reused = 0
-  let appended = Promise.resolve()
-  let headerWritten = false
   const madeDirs = new Set<string>()
-
-  const append = (entry: Entry) => {
-    appended = appended.then(async () => {
-      if (!headerWritten) {
-        await mkdir(dirname(own), { recursive: true })
-        // A journal under another fingerprint (or a torn one) is replaced; ours is continued.
-        const current = await readFile(own, 'utf8').catch(() => '')
-        if (!current.startsWith(headerLine(o.fingerprint))) await writeFile(own, headerLine(o.fingerprint))
-        headerWritten = true
-      }
-      await appendFile(own, JSON.stringify(entry) + '\n')
-    })
-    return appended
+  // One append stream for the whole run: lines go out in order and are coalesced by the stream (one write for
+  // the lines queued behind the one in progress). A write error is kept and thrown by finish().
+  let stream: WriteStream | undefined
+  let streamError: Error | undefined
+  let ready: Promise<WriteStream> | undefined
+  /** Append a line; resolves once it is written (so a row is emitted only after its images' lines). */
+  const append = (entry: Entry): Promise<void> => {
+    ready ??= (async () => {
+      await mkdir(dirname(own), { recursive: true })
+      // A journal under another fingerprint (or a torn one) is replaced; ours is continued.
+      const current = await readFile(own, 'utf8').catch(() => '')
+      if (!current.startsWith(headerLine(o.fingerprint))) await writeFile(own, headerLine(o.fingerprint))
+      const opened = createWriteStream(own, { flags: 'a' })
+      opened.on('error', (err) => (streamError ??= err))
+      stream = opened
+      return opened
+    })()
+    const line = JSON.stringify(entry) + '\n'
+    return ready.then((s) => new Promise<void>((resolve, reject) => s.write(line, (err) => (err ? reject(err) : resolve()))))
+  }
+  /** Every line appended so far written and the stream closed; then the first error of any of it thrown (`check`). */
+  const closeStream = async (check: boolean) => {
+    await ready?.catch(() => {})
+    const s = stream
+    // A later run of the stage with this journal opens it again.
+    ready = undefined
+    stream = undefined
+    if (s && !s.destroyed) await new Promise<void>((resolve) => s.end(resolve))
+    const err = streamError
+    streamError = undefined
+    if (check && err) throw err
   }
 
   const verified = async (e: OkEntry, root: string): Promise<boolean> => {
@@ -239,7 +258,7 @@ export async function imageJournal(o: ImageJournalOptions): Promise<ImageReuse> 
       await append(entry)
     },
     async finish(ok) {
-      await appended
+      await closeStream(ok)
       if (!ok) return
       const lines = [...used.values()].sort((a, b) => (a.src < b.src ? -1 : a.src > b.src ? 1 : 0)).map((e) => JSON.stringify(e) + '\n')
       await mkdir(dirname(own), { recursive: true })
