@@ -10,6 +10,7 @@ import { named } from '../pipeline/stage.js'
 import type { Sink, StageContext } from '../pipeline/types.js'
 import type { ImageRef, PreferenceSample, Reject } from '../record.js'
 import { prefpipeVersion } from '../version.js'
+import { imageFileWriter } from './image-files.js'
 
 // ---------------------------------------------------------------------------------------------------------------
 // Options and results
@@ -264,7 +265,7 @@ async function runSink(input: AsyncIterable<PreferenceSample>, ctx: StageContext
 
   const limit = pLimit({ concurrency: s.concurrency, rejectOnClear: true })
   const images = new Map<string, Promise<StoredImage>>()
-  const madeDirs = new Set<string>()
+  const files = imageFileWriter()
   const writers: { train?: LineWriter; eval?: LineWriter; rejects?: LineWriter } = {}
   const window: Slot[] = []
   const counts = { samplesIn: 0, train: 0, eval: 0, imageRefs: 0, imagesWritten: 0, imagesExisting: 0 }
@@ -292,33 +293,25 @@ async function runSink(input: AsyncIterable<PreferenceSample>, ctx: StageContext
     }
   }
 
-  /** Store one image (once per hash): tmp file, then rename; kept as is when already in place. */
+  /** Store one image (once per hash) through the writer thread; kept as is when already in place (size and sha256). */
   const store = (sha: string, ext: string, bytes: Uint8Array): Promise<StoredImage> => {
     let p = images.get(sha)
     if (!p) {
       p = limit(async () => {
         const rel = `images/${sha.slice(0, 2)}/${sha}.${ext}`
-        const final = join(out, rel)
-        const have = await stat(final).catch(() => undefined)
-        if (have?.isFile() && have.size === bytes.byteLength) {
-          counts.imagesExisting++
-          return { rel, size: bytes.byteLength }
-        }
         if (stopped) throw new Error('[prefpipe] the run stopped')
         ctx.signal.throwIfAborted()
-        const dir = dirname(final)
-        if (!madeDirs.has(dir)) {
-          await mkdir(dir, { recursive: true })
-          madeDirs.add(dir)
-        }
+        const final = join(out, rel)
         const tmp = tmpOf(final)
         tmps.add(tmp)
-        // Written without a flush; the durable step runs behind the rows (see `persist`), and the file gets
-        // its final name only once its data is on disk.
-        await writeFile(tmp, bytes)
-        persist(tmp, final)
-        counts.imagesWritten++
-        ctx.stats.count('imagesWritten')
+        const result = await files.write(final, tmp, sha, bytes)
+        tmps.delete(tmp)
+        if (result === 'existing') {
+          counts.imagesExisting++
+        } else {
+          counts.imagesWritten++
+          ctx.stats.count('imagesWritten')
+        }
         return { rel, size: bytes.byteLength }
       })
       p.catch(() => {})
@@ -327,36 +320,8 @@ async function runSink(input: AsyncIterable<PreferenceSample>, ctx: StageContext
     return p
   }
 
-  /**
-   * Durability of the image files, off the rows' path: fsync the tmp file, then rename it into place (so a
-   * file under its final name always holds its whole data, as a flush before the rename gave), on a few pool
-   * threads of their own. Everything queued here is awaited, and the folders the files were renamed into are
-   * fsynced, before `manifest.json` is written (see `imagesDurable`).
-   */
-  const syncLimit = pLimit({ concurrency: 2, rejectOnClear: true })
-  const syncing: Promise<void>[] = []
-  const renamedInto = new Set<string>()
-  const persist = (tmp: string, final: string) => {
-    const p = syncLimit(async () => {
-      if (stopped) throw new Error('[prefpipe] the run stopped')
-      await fsyncPath(tmp, 'r+')
-      await rename(tmp, final)
-      tmps.delete(tmp)
-      renamedInto.add(dirname(final))
-    })
-    p.catch(() => {})
-    syncing.push(p)
-  }
-  /** The one durability step for the images: every file synced and renamed, and the renames themselves synced. */
-  const imagesDurable = async () => {
-    await Promise.all(syncing)
-    if (renamedInto.size === 0) return
-    const dirs = [...renamedInto]
-    // New two-hex-digit folders are entries of images/, and images/ one of the output folder.
-    if (madeDirs.size > 0) dirs.push(paths.images, out)
-    const dirLimit = pLimit(8)
-    await Promise.all(dirs.map((d) => dirLimit(() => syncDir(d))))
-  }
+  /** The one durability step for the images: every file written is synced, and the folders renamed into. */
+  const imagesDurable = () => files.durable([paths.images, out])
 
   /** Read, check and hash every image of a sample; store them only if all are good; build the row. */
   const prepare = async (sample: PreferenceSample): Promise<Outcome> => {
@@ -570,8 +535,10 @@ async function runSink(input: AsyncIterable<PreferenceSample>, ctx: StageContext
       // Stop queued image work, wait for what is running, then remove every temporary file.
       stopped = true
       limit.clearQueue()
-      syncLimit.clearQueue()
-      await Promise.allSettled([...window.map((w) => w.outcome), ...images.values(), ...syncing])
+    }
+    await files.close()
+    if (!ok) {
+      await Promise.allSettled([...window.map((w) => w.outcome), ...images.values()])
       await Promise.allSettled(Object.values(writers).map((w) => w?.destroy()))
       await Promise.allSettled([...tmps].map((t) => unlink(t).catch(ignoreEnoent)))
     }
