@@ -86,3 +86,15 @@ export const SAMPLE_REASON_OF: Record<string, string> = {
   'raw qwen special token': 'special_token',
   'wrong role order': 'role_order',
 }
+
+/** mulberry32: a small seeded random source in [0, 1), so generated test data is the same on every run. */
+export function mulberry32(seed: number): () => number {
+  let a = seed >>> 0
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0
+    let t = a
+    t = Math.imul(t ^ (t >>> 15), t | 1)
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+}

@@ -10,6 +10,7 @@ import { chooseGroups, planSplit, seededUnit, split, splitPlanner, SplitPlan } f
 import { RLHF_V } from '../../src/presets/rlhf-v.js'
 import { parquetSource } from '../../src/sources/parquet.js'
 import { SAMPLE, treeDigest } from '../helpers.js'
+import { mulberry32 as prng } from '../helpers.js'
 
 // ---------------------------------------------------------------------------------------------------------------
 // A dataset shaped like RLHF-V: images reused by many rows, near-duplicates, multi-image rows, text-only rows
@@ -24,18 +25,6 @@ function png(n: number, variant = 0): Uint8Array {
 
 function sha(b: Uint8Array): string {
   return createHash('sha256').update(b).digest('hex')
-}
-
-/** mulberry32: a small seeded PRNG, so the dataset is the same on every run. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
 }
 
 function row(id: string, images: ImageRef[], question: string, type = 'describe'): PreferenceSample {

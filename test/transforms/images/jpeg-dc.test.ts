@@ -4,6 +4,7 @@ import sharp, { type Sharp } from 'sharp'
 import { beforeAll, describe, expect, it } from 'vitest'
 import { jpegBlockMeans, JpegDataError, type JpegBlockMeans } from '../../../src/transforms/images/jpeg-dc.js'
 import { PHOTOS } from './helpers.js'
+import { mulberry32 as rng } from '../../helpers.js'
 
 // ---------------------------------------------------------------------------------------------------------
 // Reference: block means of the pixels sharp decodes.
@@ -256,18 +257,6 @@ function handMade(dcSymbols: [number, number], acSymbols: [number, number], scan
     ],
     Buffer.from(scan),
   )
-}
-
-/** A seeded random source (mulberry32) in [0, 1). */
-function rng(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
 }
 
 /** `f()`'s JpegDataError, or a failure if it returns or throws anything else. */
