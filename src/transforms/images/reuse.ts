@@ -74,19 +74,8 @@ export interface ImageJournalOptions {
 
 const HEADER = 'prefpipeImageJournal'
 
-interface OkEntry {
-  src: string
-  sha256: string
-  size: number
-  file: string
-  width: number
-  height: number
-  format: string
-  reencoded: boolean
-  causes: string[]
-  original: ImageSource
-  phash: string
-}
+/** A journal line for a made image: the image's description, its source, its file, and the pHash in hex. */
+type OkEntry = Omit<ReusableImage, 'ok' | 'bytes' | 'path' | 'phash'> & { src: string; file: string; phash: string }
 interface FailEntry {
   src: string
   fail: { reason: ImageFailure['reason']; message: string; detail?: Record<string, unknown> }
